@@ -1,0 +1,215 @@
+//! Cluster summaries of the live pages, stored beside their pictures and
+//! an HTML report that opens from a folder or S3 without a server.
+//!
+//! Layout under the clusters prefix:
+//! `<snapshot>/summary.json`, `<snapshot>/map.png`,
+//! `<snapshot>/cluster-<id>.png`, `<snapshot>/report.html`, and
+//! `latest.json`, which points at the newest summary.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use folio_clusters::{ClusterParams, ClusterSummary, PageRef, ReportPictures, SheetLayout, SummaryIds};
+use folio_store::{PutMode, Store, StoreError};
+use image::GrayImage;
+
+use crate::layout::Layout;
+use crate::live::{self, LiveError};
+use crate::snapshot::{self, SnapshotError, read_json};
+
+/// Width of contact-sheet thumbnails decoded from the scans, in pixels.
+const THUMBNAIL_WIDTH: u32 = 200;
+
+/// The pointer to the newest summary.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LatestClusters {
+    pub snapshot_id: String,
+    pub summary: String,
+    pub report: String,
+}
+
+/// Where the scans behind the document keys can be read, for thumbnails.
+pub enum ScanSource {
+    /// Under the scans prefix of the same store (the deployed layout).
+    Store,
+    /// In local folders: a document key is a path relative to one of them.
+    Folders(Vec<PathBuf>),
+    /// No thumbnails: contact sheets show empty boxes.
+    None,
+}
+
+/// Errors from building cluster summaries.
+#[derive(Debug, thiserror::Error)]
+pub enum ClustersError {
+    #[error(transparent)]
+    Live(#[from] LiveError),
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("clustering failed: {0}")]
+    Cluster(#[from] folio_clusters::ClusterError),
+    #[error("no pages embedded by {model_id} are in the store; ingest scans first")]
+    NoPages { model_id: String },
+    #[error("the clustering task failed: {0}")]
+    Task(String),
+}
+
+/// Clusters every live page embedded by `model_id`, writes the summary,
+/// pictures and report, and points `latest.json` at them. The summary
+/// records what changed since the previous one.
+pub async fn build_clusters(
+    store: &Store,
+    layout: &Layout,
+    model_id: &str,
+    params: &ClusterParams,
+    scans: &ScanSource,
+) -> Result<(ClusterSummary, LatestClusters), ClustersError> {
+    let shards = live::load_live(store, layout).await?;
+    let mut pages = Vec::new();
+    let mut values = Vec::new();
+    let mut dims = 0;
+    for shard in shards.iter().filter(|shard| shard.meta.model_id == model_id) {
+        dims = shard.meta.dims;
+        for row in shard.embedded() {
+            if let Some(vector) = &row.embedding {
+                pages.push(PageRef::new(row.document.clone(), row.page));
+                values.extend_from_slice(vector);
+            }
+        }
+    }
+    drop(shards);
+    if pages.is_empty() {
+        return Err(ClustersError::NoPages {
+            model_id: model_id.to_owned(),
+        });
+    }
+
+    let snapshot_id = match snapshot::current_manifest(store, layout).await? {
+        Some(manifest) => manifest.snapshot_id,
+        None => format!("live-{}", crate::ingest::unix_now()),
+    };
+    let previous = latest_summary(store, layout).await?;
+
+    let ids = SummaryIds {
+        model_id: model_id.to_owned(),
+        snapshot_id: snapshot_id.clone(),
+    };
+    let params_owned = params.clone();
+    let pages = Arc::new(pages);
+    let task_pages = pages.clone();
+    // PCA and k-means are CPU-bound; keep them off the async workers.
+    let run = tokio::task::spawn_blocking(move || {
+        let vectors = ndarray::ArrayView2::from_shape((task_pages.len(), dims), &values).expect("rows of equal length");
+        folio_clusters::summarise(&task_pages, vectors, &params_owned, &ids)
+    })
+    .await
+    .map_err(|error| ClustersError::Task(error.to_string()))??;
+    let mut summary = run.summary;
+    if let Some(previous) = &previous {
+        summary.attach_drift(previous);
+    }
+
+    let prefix = format!("{}{snapshot_id}/", layout.clusters);
+    let thumbnails = load_thumbnails(store, layout, scans, &summary).await;
+    let mut pictures = ReportPictures {
+        map: Some("map.png".to_owned()),
+        contact_sheets: BTreeMap::new(),
+    };
+    let map = folio_clusters::map_png(&summary, &run.map_points)?;
+    store.put(&format!("{prefix}map.png"), map.into(), PutMode::Overwrite).await?;
+    for cluster in &summary.clusters {
+        let lookup = |document: &str, page: u32| thumbnails.get(&(document.to_owned(), page)).cloned();
+        let sheet = folio_clusters::contact_sheet(cluster, &lookup)?;
+        let name = format!("cluster-{:03}.png", cluster.id);
+        store.put(&format!("{prefix}{name}"), sheet.into(), PutMode::Overwrite).await?;
+        pictures.contact_sheets.insert(cluster.id, name);
+    }
+    let report = folio_clusters::report_html(&summary, &pictures);
+    let report_key = format!("{prefix}report.html");
+    store.put(&report_key, report.into_bytes().into(), PutMode::Overwrite).await?;
+    let summary_key = format!("{prefix}summary.json");
+    let json = serde_json::to_vec_pretty(&summary).expect("a cluster summary always serialises");
+    store.put(&summary_key, json.into(), PutMode::Overwrite).await?;
+
+    let latest = LatestClusters {
+        snapshot_id,
+        summary: summary_key,
+        report: report_key,
+    };
+    let pointer = serde_json::to_vec_pretty(&latest).expect("the pointer always serialises");
+    store
+        .put(&format!("{}latest.json", layout.clusters), pointer.into(), PutMode::Overwrite)
+        .await?;
+    Ok((summary, latest))
+}
+
+/// Reads the newest summary, if any.
+pub async fn latest_summary(store: &Store, layout: &Layout) -> Result<Option<ClusterSummary>, SnapshotError> {
+    let latest: LatestClusters = match read_json(store, &format!("{}latest.json", layout.clusters)).await {
+        Ok(latest) => latest,
+        Err(SnapshotError::Store(StoreError::NotFound { .. })) => return Ok(None),
+        Err(error) => return Err(error),
+    };
+    Ok(Some(read_json(store, &latest.summary).await?))
+}
+
+/// Decodes the pages shown on the contact sheets, scaled to
+/// [`THUMBNAIL_WIDTH`]. A page that cannot be read is left out and drawn
+/// as an empty box.
+async fn load_thumbnails(
+    store: &Store,
+    layout: &Layout,
+    scans: &ScanSource,
+    summary: &ClusterSummary,
+) -> HashMap<(String, u32), GrayImage> {
+    let shown = {
+        let sheet = SheetLayout::default();
+        (sheet.columns * sheet.rows) as usize
+    };
+    let mut wanted: BTreeMap<String, HashSet<u32>> = BTreeMap::new();
+    for cluster in &summary.clusters {
+        for member in cluster.members.iter().take(shown) {
+            wanted.entry(member.document.clone()).or_default().insert(member.page);
+        }
+    }
+
+    let mut thumbnails = HashMap::new();
+    for (document, pages) in wanted {
+        let bytes = match scans {
+            ScanSource::Store => store.get(&format!("{}{document}", layout.scans)).await.ok(),
+            ScanSource::Folders(folders) => folders.iter().find_map(|folder| std::fs::read(folder.join(&document)).ok()).map(Into::into),
+            ScanSource::None => None,
+        };
+        let Some(bytes) = bytes else {
+            tracing::debug!(document = %document, "no scan found for a thumbnail");
+            continue;
+        };
+        let decoded = tokio::task::spawn_blocking(move || thumbnails_of(&document, bytes, &pages))
+            .await
+            .unwrap_or_default();
+        thumbnails.extend(decoded);
+    }
+    thumbnails
+}
+
+fn thumbnails_of(document: &str, bytes: bytes::Bytes, wanted: &HashSet<u32>) -> Vec<((String, u32), GrayImage)> {
+    let Ok(pages) = folio_pages::open(document, Arc::from(bytes.as_ref()), &folio_pages::Limits::default()) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for page in pages.flatten() {
+        if !wanted.contains(&page.number) {
+            continue;
+        }
+        let gray = page.image.to_luma8();
+        let height = (u64::from(gray.height()) * u64::from(THUMBNAIL_WIDTH) / u64::from(gray.width().max(1))).max(1) as u32;
+        let small = image::imageops::resize(&gray, THUMBNAIL_WIDTH, height, image::imageops::FilterType::Triangle);
+        found.push(((document.to_owned(), page.number), small));
+        if found.len() == wanted.len() {
+            break;
+        }
+    }
+    found
+}
