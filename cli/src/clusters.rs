@@ -1,0 +1,96 @@
+//! `folio clusters`: what kinds of documents the store holds.
+
+use anyhow::Context;
+use clap::Args;
+use folio_clusters::{ClusterParams, ClusterSummary, KChoice};
+use folio_pipeline::Layout;
+use folio_pipeline::clusters::ScanSource;
+use folio_store::Store;
+
+#[derive(Args, Default)]
+pub struct ClusterArgs {
+    /// Number of clusters; default: chosen by silhouette score between --min-k and --max-k.
+    #[arg(long)]
+    pub k: Option<usize>,
+    /// Smallest k tried when choosing by silhouette.
+    #[arg(long, default_value_t = 2)]
+    pub min_k: usize,
+    /// Largest k tried when choosing by silhouette.
+    #[arg(long, default_value_t = 12)]
+    pub max_k: usize,
+    /// k-means restarts (k-means++ seeding); the run with the lowest inertia is kept.
+    #[arg(long, default_value_t = 10)]
+    pub n_init: usize,
+    /// Seed for sampling and k-means++; the same input and seed give the same summary.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Print the summary JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn run(store: &Store, layout: &Layout, args: &ClusterArgs) -> anyhow::Result<()> {
+    let identity = folio_model::identity();
+    let mut params = ClusterParams {
+        n_init: args.n_init.max(1),
+        seed: args.seed,
+        ..ClusterParams::default()
+    };
+    params.k = match args.k {
+        Some(k) => KChoice::Given { k },
+        None => KChoice::Silhouette {
+            min: args.min_k.max(2),
+            max: args.max_k.max(args.min_k.max(2)),
+        },
+    };
+    let sources = crate::ingest::read_sources(store).await;
+    let scans = if sources.is_empty() { ScanSource::Store } else { ScanSource::Folders(sources) };
+    let (summary, latest) = folio_pipeline::clusters::build_clusters(store, layout, &identity.to_string(), &params, &scans)
+        .await
+        .context("cluster summary failed")?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+        return Ok(());
+    }
+    print_summary(&summary);
+    match store.local_root() {
+        Some(root) => println!("report: {}", root.join(&latest.report).display()),
+        None => println!("report: {}/{}", store.location().trim_end_matches('/'), latest.report),
+    }
+    Ok(())
+}
+
+fn print_summary(summary: &ClusterSummary) {
+    println!("{}", crate::output::provenance(&summary.model_id, Some(&summary.snapshot_id), None));
+    let parameters = &summary.parameters;
+    println!(
+        "{} pages of {} documents in {} clusters (k {}), PCA {} -> {} dims keeping {:.1}% of variance, silhouette {:.3}{}",
+        summary.page_count,
+        summary.document_count,
+        summary.clusters.len(),
+        match parameters.k_choice {
+            KChoice::Given { .. } => "given".to_owned(),
+            KChoice::Silhouette { min, max } => format!("chosen by silhouette in {min}..={max}"),
+        },
+        parameters.input_dims,
+        parameters.pca_dims,
+        parameters.variance_kept * 100.0,
+        summary.silhouette.overall,
+        if summary.sampled { format!(" (fitted on a sample of {})", summary.sample_size) } else { String::new() }
+    );
+    println!("{:>3}  {:>5}  {:>5}  {:>8}  typical page (medoid)", "id", "pages", "docs", "cohesion");
+    for cluster in &summary.clusters {
+        println!(
+            "{:>3}  {:>5}  {:>5}  {:>8}  {} p{}",
+            cluster.id,
+            cluster.page_count,
+            cluster.document_count,
+            cluster.cohesion.map_or("-".to_owned(), |value| format!("{value:.3}")),
+            cluster.medoid.document,
+            cluster.medoid.page
+        );
+    }
+    if let Some(drift) = &summary.drift {
+        println!("since the previous summary: {}", serde_json::to_string(drift).unwrap_or_default());
+    }
+}
