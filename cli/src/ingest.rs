@@ -60,21 +60,36 @@ pub struct ScanFile {
 /// (READMEs, CSVs) are skipped.
 const SCAN_EXTENSIONS: &[&str] = &["tif", "tiff", "png", "jpg", "jpeg", "pdf", "jp2", "jbig2", "fax", "g3", "g4"];
 
-/// Lists the files under `paths` with their document keys, sorted by key.
-pub fn scan_files(paths: &[PathBuf]) -> anyhow::Result<Vec<ScanFile>> {
+/// Files under `paths` with their document keys, sorted by key, and a
+/// message for every path that could not be listed or whose key another
+/// file already has (those files are left out, the others kept).
+pub fn scan_files(paths: &[PathBuf]) -> (Vec<ScanFile>, Vec<String>) {
     let mut files = Vec::new();
+    let mut problems = Vec::new();
     for path in paths {
-        let metadata = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let metadata = match std::fs::metadata(path) {
+            Ok(metadata) => metadata,
+            Err(error) => {
+                problems.push(format!("{}: cannot read: {error}", path.display()));
+                continue;
+            }
+        };
         if metadata.is_file() {
-            let name = path.file_name().context("a file path has no file name")?;
+            let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
             files.push(ScanFile {
                 path: path.clone(),
-                document: name.to_string_lossy().into_owned(),
+                document: name,
             });
             continue;
         }
         for entry in walkdir::WalkDir::new(path).follow_links(true).sort_by_file_name() {
-            let entry = entry.with_context(|| format!("cannot list {}", path.display()))?;
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(error) => {
+                    problems.push(format!("{}: cannot list: {error}", error.path().unwrap_or(path).display()));
+                    continue;
+                }
+            };
             if !entry.file_type().is_file() || entry.file_name().to_string_lossy().starts_with('.') {
                 continue;
             }
@@ -91,8 +106,20 @@ pub fn scan_files(paths: &[PathBuf]) -> anyhow::Result<Vec<ScanFile>> {
         }
     }
     files.sort_by(|a, b| a.document.cmp(&b.document));
-    files.dedup_by(|a, b| a.document == b.document);
-    Ok(files)
+    let mut unique: Vec<ScanFile> = Vec::with_capacity(files.len());
+    for file in files {
+        match unique.last() {
+            Some(kept) if kept.document == file.document && kept.path != file.path => problems.push(format!(
+                "{}: skipped, because {} already has the document key {:?}; ingest the two folders into separate stores or rename one",
+                file.path.display(),
+                kept.path.display(),
+                file.document
+            )),
+            Some(kept) if kept.document == file.document => {}
+            _ => unique.push(file),
+        }
+    }
+    (unique, problems)
 }
 
 fn looks_like_scan(path: &Path, bytes: &[u8]) -> bool {
@@ -131,6 +158,8 @@ struct Totals {
     pages_embedded: u64,
     pages_failed: u64,
     failures: Vec<String>,
+    /// Documents whose shard could not be written.
+    not_stored: Vec<String>,
     embed_ms: f64,
     decode_ms: f64,
 }
@@ -139,13 +168,22 @@ enum Outcome {
     Stored(ingest::EmbeddedObject),
     Unchanged,
     NotAScan,
+    /// The file could not be read.
     Failed(String),
+    /// The store rejected the write: nothing of this document was saved.
+    NotStored(String),
 }
 
 pub fn run(runtime: &tokio::runtime::Runtime, store: &Store, layout: &Layout, args: &IngestArgs) -> anyhow::Result<()> {
-    let files = scan_files(&args.paths)?;
-    anyhow::ensure!(!files.is_empty(), "no files found under {:?}", args.paths);
+    let (files, problems) = scan_files(&args.paths);
 
+    if files.is_empty() {
+        for problem in &problems {
+            eprintln!("{problem}");
+        }
+        let listed: Vec<String> = args.paths.iter().map(|path| path.display().to_string()).collect();
+        anyhow::bail!("no files found under {}", listed.join(", "));
+    }
     let embedder = folio_model::embedder().context("cannot load the linked BiT model")?;
     let meta = folio_pipeline::shard_meta(&embedder);
     let mut limits = folio_pages::Limits::default();
@@ -179,7 +217,10 @@ pub fn run(runtime: &tokio::runtime::Runtime, store: &Store, layout: &Layout, ar
     }
     drop(sender);
     let receiver = Mutex::new(receiver);
-    let totals = Mutex::new(Totals::default());
+    let totals = Mutex::new(Totals {
+        failures: problems,
+        ..Totals::default()
+    });
 
     std::thread::scope(|scope| {
         for _ in 0..jobs {
@@ -205,6 +246,14 @@ pub fn run(runtime: &tokio::runtime::Runtime, store: &Store, layout: &Layout, ar
     let totals = totals.into_inner().expect("workers have ended");
     runtime.block_on(record_sources(store, &args.paths));
     print_summary(&totals, started.elapsed().as_secs_f64(), store);
+    if !totals.not_stored.is_empty() {
+        anyhow::bail!(
+            "{} documents could not be written to {}:\n  {}",
+            totals.not_stored.len(),
+            store.location(),
+            totals.not_stored.join("\n  ")
+        );
+    }
     Ok(())
 }
 
@@ -227,19 +276,27 @@ fn ingest_file(
     if !looks_like_scan(&file.path, &bytes) {
         return Outcome::NotAScan;
     }
-    let version = match local_version(&file.path, &file.document, &bytes) {
+    let mut version = match local_version(&file.path, &file.document, &bytes) {
         Ok(version) => version,
         Err(error) => return Outcome::Failed(format!("{}: cannot read the file's time: {error}", file.document)),
     };
-    let key = layout.shard_key(&version);
-    if runtime.block_on(store.head(&key)).is_ok() {
-        return Outcome::Unchanged;
+    let latest = match runtime.block_on(folio_pipeline::live::latest_entry(store, layout, &file.document)) {
+        Ok(latest) => latest,
+        Err(error) => return Outcome::NotStored(format!("{}: {error}", file.document)),
+    };
+    match latest {
+        Some(latest) if latest.key == layout.shard_key(&version) => return Outcome::Unchanged,
+        // Ingesting a deleted document again brings it back: its shard must sort after the tombstone.
+        Some(latest) if latest.tombstone && latest.sequencer >= folio_pipeline::layout::pad_sequencer(&version.sequencer) => {
+            version.sequencer = next_sequencer(&latest.sequencer);
+        }
+        _ => {}
     }
     let embedded = ingest::embed_object(embedder, limits, &version, bytes.into(), batch, on_pages);
     match runtime.block_on(ingest::store_object(store, layout, meta, &version, &embedded)) {
         Ok(stored) if stored.already_present => Outcome::Unchanged,
         Ok(_) => Outcome::Stored(embedded),
-        Err(error) => Outcome::Failed(format!("{}: {error}", file.document)),
+        Err(error) => Outcome::NotStored(format!("{}: {error}", file.document)),
     }
 }
 
@@ -257,6 +314,7 @@ fn record(totals: &mut Totals, file: &ScanFile, outcome: Outcome) {
         Outcome::Unchanged => totals.unchanged += 1,
         Outcome::NotAScan => totals.skipped_not_scans.push(file.document.clone()),
         Outcome::Failed(reason) => totals.failures.push(reason),
+        Outcome::NotStored(reason) => totals.not_stored.push(reason),
     }
 }
 

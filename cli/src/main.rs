@@ -163,9 +163,10 @@ fn demo(runtime: &tokio::runtime::Runtime, store: &Store, layout: &Layout, scans
             max_part_vectors: None,
         },
     ))?;
-    let query = ingest::scan_files(&[scans.clone()])?
+    let query = ingest::scan_files(std::slice::from_ref(&scans))
+        .0
         .into_iter()
-        .next()
+        .find(|file| std::fs::read(&file.path).is_ok_and(|bytes| folio_pages::detect_format(&bytes).is_some()))
         .context("the sample folder has no scans")?;
     println!("\n== folio search {}", query.path.display());
     runtime.block_on(search::run(store, layout, &search::SearchArgs::for_file(query.path)))?;

@@ -11,7 +11,8 @@ use folio_store::Store;
 pub fn provenance(model_id: &str, snapshot_id: Option<&str>, created_at: Option<u64>) -> String {
     let snapshot = match (snapshot_id, created_at) {
         (Some(id), Some(created)) => format!("snapshot {id} ({} old)", age(now().saturating_sub(created))),
-        _ => "no snapshot yet: newer shards searched exactly".to_owned(),
+        (Some(id), None) => format!("snapshot {id}"),
+        (None, _) => "no snapshot yet: newer shards searched exactly".to_owned(),
     };
     let warning = if folio_pipeline::is_untrained(model_id) {
         "\nNOTE: untrained model (random weights); run infra/fetch-model.sh for the real BiT-M-R50x1 weights"

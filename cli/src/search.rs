@@ -23,11 +23,20 @@ pub struct SearchArgs {
     #[arg(short, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub k: u32,
     /// Leave out pages whose cosine similarity is below this value (-1 to 1).
-    #[arg(long, default_value_t = -1.0)]
+    #[arg(long, default_value_t = -1.0, value_parser = parse_min_score)]
     pub min_score: f32,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+fn parse_min_score(text: &str) -> Result<f32, String> {
+    let value: f32 = text.parse().map_err(|_| format!("{text:?} is not a number"))?;
+    if (-1.0..=1.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!("{value} is outside -1 to 1, the range of cosine similarity"))
+    }
 }
 
 impl SearchArgs {

@@ -37,12 +37,18 @@ pub async fn run(store: Store, layout: Layout, args: &ServeArgs) -> anyhow::Resu
 
 async fn forward(State(state): State<Arc<ApiState>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
+    // One byte over the limit is read, so the shared handler sees the body
+    // as too large and answers 413 with its own message.
     let body: Bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES + 1).await {
         Ok(body) => body,
-        Err(error) => {
+        Err(_) => {
+            let message = format!(
+                "{{\"error\":{{\"code\":\"body_too_large\",\"message\":\"the request body is larger than {MAX_BODY_BYTES} bytes, the API Gateway payload limit; send a smaller image (one page) or search by document\"}}}}"
+            );
             return Response::builder()
-                .status(StatusCode::BAD_REQUEST)
-                .body(Body::from(format!("{{\"error\":{{\"code\":\"bad_body\",\"message\":\"cannot read the request body: {error}\"}}}}")))
+                .status(StatusCode::PAYLOAD_TOO_LARGE)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(message))
                 .expect("a static response is valid");
         }
     };
