@@ -372,7 +372,7 @@ async fn record_sources(store: &Store, paths: &[PathBuf]) {
     }
 }
 
-/// The local folders recorded by earlier `folio ingest` runs.
+/// Reads the local folders recorded by earlier `folio ingest` runs.
 pub async fn read_sources(store: &Store) -> Vec<PathBuf> {
     match store.get(SOURCES_KEY).await {
         Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_default(),
@@ -402,7 +402,7 @@ pub fn delete(runtime: &tokio::runtime::Runtime, store: &Store, layout: &Layout,
     Ok(())
 }
 
-/// The padded hex sequencer one greater than `sequencer`.
+/// Returns the hex sequencer one greater than `sequencer`, keeping its width.
 fn next_sequencer(sequencer: &str) -> String {
     let mut digits: Vec<u8> = sequencer.bytes().collect();
     for digit in digits.iter_mut().rev() {

@@ -12,7 +12,7 @@ use folio_shard::PageStatus;
 use folio_store::{Access, Store};
 use ingest::{ACCESS_JSON, Ingest, RecordReport};
 
-/// The linked model, loaded once per test binary.
+/// Loads the linked model once per test binary.
 fn embedder() -> Arc<dyn PageEmbedder> {
     static EMBEDDER: OnceLock<Arc<folio_embed::Embedder>> = OnceLock::new();
     EMBEDDER
@@ -54,7 +54,7 @@ impl Fixture {
         })
     }
 
-    /// An unrestricted store over the same bucket, for checking results.
+    /// Opens an unrestricted store over the same bucket, for checking results.
     fn store(&self) -> Store {
         Store::from_s3_client(self.client.clone(), &self.bucket, "")
     }
@@ -107,8 +107,8 @@ fn sample(path: &str) -> Vec<u8> {
     std::fs::read(samples().join(path)).unwrap_or_else(|error| panic!("sample {path}: {error}"))
 }
 
-/// A three-page 64x64 grayscale TIFF whose second page's strip lies beyond
-/// the end of the file, so that page cannot be decoded.
+/// Builds a three-page 64x64 grayscale TIFF whose second page's strip lies
+/// beyond the end of the file, so that page cannot be decoded.
 fn tiff_with_broken_second_page() -> Vec<u8> {
     const SIDE: u16 = 64;
     let pixels = usize::from(SIDE) * usize::from(SIDE);
@@ -266,7 +266,8 @@ async fn broken_page_keeps_other_pages() {
         vec![(1, PageStatus::Embedded), (2, PageStatus::Failed), (3, PageStatus::Embedded)]
     );
     let error = rows[1].error.as_deref().unwrap();
-    assert!(error.contains("three-pages.tif") && error.contains("page 2"), "{error}");
+    assert!(error.contains("three-pages.tif"), "{error}");
+    assert!(error.contains("page 2"), "{error}");
 }
 
 #[tokio::test]

@@ -32,7 +32,7 @@ pub const ENV_QUANTIZATION: &str = "FOLIO_INDEX_QUANTIZATION";
 /// loaded the previous snapshot can still read its files while it swaps.
 const SNAPSHOTS_KEPT: usize = 2;
 
-/// What one run needs besides the store.
+/// Settings of one run, besides the store.
 pub struct Settings {
     pub layout: Layout,
     pub index: IndexOptions,
@@ -69,7 +69,7 @@ pub struct RunReport {
     pub index_seconds: f64,
     pub pruned_files: usize,
     pub clusters: Option<usize>,
-    /// Why the cluster summary was not built, when it was not.
+    /// Reason the cluster summary was not built, when it was not.
     pub clusters_error: Option<String>,
 }
 

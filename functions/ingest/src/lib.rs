@@ -37,7 +37,7 @@ use folio_store::Store;
 /// deployment template's IAM policy is tested against the same file.
 pub const ACCESS_JSON: &str = include_str!("../access.json");
 
-/// What happened to one event record.
+/// Outcome of one event record.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum RecordReport {

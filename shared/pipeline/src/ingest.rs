@@ -17,7 +17,7 @@ use crate::layout::{DocumentVersion, Layout};
 /// memory.
 pub const DEFAULT_BATCH: usize = 4;
 
-/// What embedding one object produced.
+/// Result of embedding one object.
 #[derive(Debug, Default)]
 pub struct EmbeddedObject {
     /// One row per page (embedded or failed), or one page-0 row when the object could not be read.
@@ -25,7 +25,7 @@ pub struct EmbeddedObject {
     pub pages_embedded: u32,
     /// "page N: reason" for every page that failed.
     pub page_errors: Vec<String>,
-    /// Why the object as a whole could not be read, if it could not.
+    /// Reason the object as a whole could not be read, if it could not.
     pub object_error: Option<String>,
     pub decode_ms: f64,
     pub embed_ms: f64,
@@ -158,7 +158,7 @@ pub struct ErrorRecord {
     pub recorded_at: u64,
 }
 
-/// Where a shard went.
+/// Location of a stored shard.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredShard {
     pub key: String,
@@ -180,7 +180,7 @@ pub enum IngestError {
 }
 
 impl IngestError {
-    /// Whether the same work may succeed later (transient storage failures only).
+    /// Returns whether the same work may succeed later (transient storage failures only).
     pub fn is_retryable(&self) -> bool {
         match self {
             IngestError::Store(error) => error.is_retryable(),

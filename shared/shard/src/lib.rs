@@ -1,7 +1,6 @@
 //! Page-vector shards: the Parquet files that carry Folio's page embeddings.
 //!
-//! A shard holds one row per page of one version of one document (or, after
-//! compaction, of many documents). Each row names the document key, its
+//! A shard contains one row per page of one version of one document. Each row names the document key, its
 //! version (S3 version id or ETag), the event sequencer that orders writes to
 //! the same key, the 1-based page number, the page's pixel size and
 //! resolution, the model that embedded it, the embedding as a fixed-size
@@ -93,7 +92,7 @@ impl ShardMeta {
     }
 }
 
-/// What a row records.
+/// Kind of a shard row.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PageStatus {
@@ -144,7 +143,7 @@ pub struct PageRow {
     pub dpi: Option<(f32, f32)>,
     /// L2-normalised page embedding, present when `status` is `Embedded`.
     pub embedding: Option<Vec<f32>>,
-    /// Why the page or object failed, present when `status` is `Failed`.
+    /// Reason the page or object failed, present when `status` is `Failed`.
     pub error: Option<String>,
 }
 

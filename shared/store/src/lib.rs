@@ -39,7 +39,7 @@ use bytes::Bytes;
 
 pub use access::{Access, Operation};
 
-/// How a write treats an object that already exists at the key.
+/// Condition of a write on the object already at the key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PutMode {
     /// Write unconditionally.
@@ -60,7 +60,7 @@ pub struct ObjectInfo {
     pub modified: Option<SystemTime>,
 }
 
-/// Errors from a store operation. [`StoreError::is_retryable`] tells
+/// Errors from a store operation. [`StoreError::is_retryable`] separates
 /// transient failures (worth a retry) from final ones.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -97,7 +97,7 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// Whether retrying the same operation later may succeed (throttling,
+    /// Returns whether retrying the same operation later may succeed (throttling,
     /// timeouts, 5xx); not-found, conflicts and denials are final.
     pub fn is_retryable(&self) -> bool {
         match self {
@@ -116,7 +116,7 @@ enum Backend {
     S3(s3::S3Store),
 }
 
-/// A bucket or folder that holds scans, shards, index snapshots and cluster summaries.
+/// A bucket or folder that contains scans, shards, index snapshots and cluster summaries.
 pub struct Store {
     backend: Backend,
     access: Option<Access>,
