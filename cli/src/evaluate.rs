@@ -69,6 +69,8 @@ pub struct LabelQuality {
     pub queries: usize,
     pub missing: Vec<String>,
     pub precision_at_10: f64,
+    /// Documents left out because no other document has their label.
+    pub singletons: Vec<String>,
     /// Precision@10 per label.
     pub per_label: BTreeMap<String, f64>,
 }
@@ -97,6 +99,14 @@ pub async fn run(store: &Store, layout: &Layout, args: &EvaluateArgs) -> anyhow:
         Some(path) => Some(evaluate_labels(store, &engine, &read_pairs(path)?).await?),
         None => None,
     };
+    for (name, queries) in [
+        ("--groups", groups.as_ref().map(|quality| quality.queries)),
+        ("--labels", labels.as_ref().map(|quality| quality.queries)),
+    ] {
+        if queries == Some(0) {
+            anyhow::bail!("{name}: no listed document with another member is in the store; check that the CSV paths are document keys (paths relative to the folder given to folio ingest)");
+        }
+    }
     let report = Report {
         model_id: engine.model_id().to_owned(),
         snapshot_id: engine.manifest().map(|manifest| manifest.snapshot_id.clone()),
@@ -164,9 +174,18 @@ pub async fn evaluate_labels(store: &Store, engine: &SearchEngine, pairs: &[(Str
         labels: labels.values().collect::<std::collections::HashSet<_>>().len(),
         ..LabelQuality::default()
     };
+    let mut label_sizes: HashMap<&str, usize> = HashMap::new();
+    for label in labels.values() {
+        *label_sizes.entry(label).or_default() += 1;
+    }
     let mut per_label: BTreeMap<String, (f64, usize)> = BTreeMap::new();
     let mut total = 0.0;
     for (document, label) in pairs {
+        // A document alone in its class has no right answer to find.
+        if label_sizes.get(label.as_str()).copied().unwrap_or(0) < 2 {
+            quality.singletons.push(document.clone());
+            continue;
+        }
         let Some(queries) = query_vectors(store, engine, document).await? else {
             quality.missing.push(document.clone());
             continue;
@@ -211,6 +230,9 @@ fn print_report(report: &Report) {
         println!("\nlabels: {} classes, {} query documents, precision@10 {:.3}", labels.labels, labels.queries, labels.precision_at_10);
         for (label, precision) in &labels.per_label {
             println!("  {label:<24} {precision:.3}");
+        }
+        if !labels.singletons.is_empty() {
+            println!("  left out, alone in their class: {}", labels.singletons.join(", "));
         }
         if !labels.missing.is_empty() {
             println!("  not in the store: {}", labels.missing.join(", "));

@@ -88,7 +88,19 @@ struct IndexArgs {
     max_part_vectors: Option<usize>,
 }
 
-fn main() -> anyhow::Result<()> {
+/// Prints errors with their causes but without a backtrace: users see
+/// the reason, even where RUST_BACKTRACE is set in the environment.
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log).context("invalid --log filter")?)
