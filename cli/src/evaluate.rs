@@ -181,7 +181,7 @@ pub async fn evaluate_labels(store: &Store, engine: &SearchEngine, pairs: &[(Str
     let mut per_label: BTreeMap<String, (f64, usize)> = BTreeMap::new();
     let mut total = 0.0;
     for (document, label) in pairs {
-        // A document alone in its class has no right answer to find.
+        // A document alone in its class has no relevant document to find.
         if label_sizes.get(label.as_str()).copied().unwrap_or(0) < 2 {
             quality.singletons.push(document.clone());
             continue;

@@ -66,7 +66,7 @@ impl S3Server {
         Some(server)
     }
 
-    /// An S3 client for this server, with test credentials and path-style addressing.
+    /// Builds an S3 client for this server, with test credentials and path-style addressing.
     pub async fn client(&self) -> aws_sdk_s3::Client {
         let credentials = aws_sdk_s3::config::Credentials::new("test", "test", None, None, "folio-tests");
         let config = aws_sdk_s3::config::Builder::new()
@@ -205,12 +205,12 @@ pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is inside the workspace").to_path_buf()
 }
 
-/// The sample scans committed with the repository.
+/// Returns the folder of sample scans committed with the repository.
 pub fn samples() -> PathBuf {
     workspace_root().join("samples")
 }
 
-/// The shared corpus beside the repository, or `None` (with a message) when absent.
+/// Returns the shared corpus beside the repository, or `None` (with a message) when absent.
 pub fn corpus() -> Option<PathBuf> {
     let path = workspace_root().join("../shared/corpus");
     if path.join("manifest.tsv").is_file() {

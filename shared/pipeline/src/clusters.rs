@@ -29,7 +29,7 @@ pub struct LatestClusters {
     pub report: String,
 }
 
-/// Where the scans behind the document keys can be read, for thumbnails.
+/// Source of the scans behind the document keys, read for thumbnails.
 pub enum ScanSource {
     /// Under the scans prefix of the same store (the deployed layout).
     Store,

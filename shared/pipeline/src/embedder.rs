@@ -35,7 +35,7 @@ impl PageEmbedder for folio_embed::Embedder {
 pub const PREPROCESSING: &str = "rgb; resize 128x128 bilinear antialiased (Pillow); x/255*2-1";
 
 /// Whether a model id names a random-weight model, whose similarities
-/// reflect layout and ink rather than what a trained BiT model sees.
+/// reflect layout and ink rather than the content a trained BiT model encodes.
 pub fn is_untrained(model_id: &str) -> bool {
     model_id.ends_with("(untrained)")
 }

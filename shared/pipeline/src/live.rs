@@ -44,7 +44,7 @@ pub fn parse_shard_key(layout: &Layout, object: &ObjectInfo) -> Option<ShardEntr
     })
 }
 
-/// Every shard, grouped by document folder, each group sorted by sequencer.
+/// Lists every shard, grouped by document folder, each group sorted by sequencer.
 pub async fn list_shards(store: &Store, layout: &Layout) -> Result<BTreeMap<String, Vec<ShardEntry>>, StoreError> {
     let mut groups: BTreeMap<String, Vec<ShardEntry>> = BTreeMap::new();
     for object in store.list(&format!("{}docs/", layout.vectors)).await? {
@@ -64,7 +64,7 @@ pub fn current_entries(groups: &BTreeMap<String, Vec<ShardEntry>>) -> Vec<ShardE
     groups.values().filter_map(|entries| entries.last().cloned()).collect()
 }
 
-/// The latest entry for one document, to skip work on a stale event.
+/// Finds the latest entry for one document, to skip work on a stale event.
 pub async fn latest_entry(store: &Store, layout: &Layout, document: &str) -> Result<Option<ShardEntry>, StoreError> {
     let mut entries: Vec<ShardEntry> = store
         .list(&layout.document_shards(document))

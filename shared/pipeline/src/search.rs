@@ -53,7 +53,7 @@ pub struct SearchResults {
     pub fresh_pages: usize,
 }
 
-/// The current snapshot plus every newer shard, ready to answer queries.
+/// The current snapshot plus every newer shard, ready to search.
 pub struct SearchEngine {
     manifest: Option<Manifest>,
     /// Shared with the engines that [`SearchEngine::refresh`] derives while the snapshot stays current.

@@ -47,7 +47,7 @@ impl Access {
 
     /// Parses an `access.json` document such as
     /// `{"get": ["FOLIO_SCANS_PREFIX"], "put": ["FOLIO_VECTORS_PREFIX"]}`, where
-    /// each entry names the environment variable that holds the prefix;
+    /// each entry names the environment variable that contains the prefix;
     /// `resolve` maps a name to its prefix.
     pub fn from_json(text: &str, resolve: impl Fn(&str) -> String) -> Result<Access, String> {
         let parsed: BTreeMap<Operation, Vec<String>> =
