@@ -3,8 +3,14 @@
 //! inputs and prints milliseconds per image. `bench/model/run.sh` runs it
 //! next to onnxruntime on the same file.
 //!
+//! It reports wall time and the calling thread's CPU time. On a machine
+//! shared with other jobs the CPU time of a one-thread run moves much less
+//! than its wall time, because time spent waiting for a core is excluded.
+//!
 //! Usage: bench_embed MODEL.onnx [--batch N] [--iterations N] [--warmup N]
-//! [--dimensions F] (F: features per image, 2048 for R50x1)
+//! [--dimensions F] [--threads T]
+//! (F: features per image, 2048 for R50x1; T > 1 needs the `multithread-mm`
+//! feature, and such runs report wall time only)
 
 use std::time::Instant;
 
@@ -16,6 +22,7 @@ struct Args {
     iterations: usize,
     warmup: usize,
     dimensions: usize,
+    threads: usize,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -26,6 +33,7 @@ fn parse_args() -> Result<Args, String> {
         iterations: 20,
         warmup: 2,
         dimensions: 2048,
+        threads: 1,
     };
     while let Some(arg) = args.next() {
         let mut number = |name: &str| -> Result<usize, String> {
@@ -39,23 +47,25 @@ fn parse_args() -> Result<Args, String> {
             "--iterations" => parsed.iterations = number("--iterations")?,
             "--warmup" => parsed.warmup = number("--warmup")?,
             "--dimensions" => parsed.dimensions = number("--dimensions")?,
+            "--threads" => parsed.threads = number("--threads")?,
             _ if parsed.model.is_empty() => parsed.model = arg,
             _ => return Err(format!("unexpected argument {arg:?}")),
         }
     }
     if parsed.model.is_empty() {
-        return Err("usage: bench_embed MODEL.onnx [--batch N] [--iterations N] [--warmup N] [--dimensions F]".into());
+        return Err("usage: bench_embed MODEL.onnx [--batch N] [--iterations N] [--warmup N] [--dimensions F] [--threads T]".into());
     }
     Ok(parsed)
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = parse_args()?;
+    set_threads(args.threads)?;
     let onnx = std::fs::read(&args.model)?;
 
     let load_start = Instant::now();
     let identity = ModelIdentity::for_onnx(&args.model, false, args.dimensions, &onnx);
-    let embedder = Embedder::from_onnx(&onnx, identity)?.with_batch_size(args.batch)?;
+    let embedder = Embedder::from_onnx_with_batch_size(&onnx, identity, args.batch)?;
     let load_ms = load_start.elapsed().as_secs_f64() * 1e3;
 
     // Values in [-1, 1] from a fixed linear congruential sequence, so every
@@ -72,18 +82,61 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         embedder.features_preprocessed(&input)?;
     }
     let mut per_image_ms = Vec::with_capacity(args.iterations);
+    let mut cpu_per_image_ms = Vec::with_capacity(args.iterations);
     for _ in 0..args.iterations {
+        let cpu_start = thread_cpu_ns();
         let start = Instant::now();
         let features = embedder.features_preprocessed(&input)?;
         per_image_ms.push(start.elapsed().as_secs_f64() * 1e3 / args.batch as f64);
+        let cpu_ns = thread_cpu_ns() - cpu_start;
+        cpu_per_image_ms.push(cpu_ns as f64 / 1e6 / args.batch as f64);
         assert_eq!(features.len(), args.batch);
     }
     per_image_ms.sort_by(f64::total_cmp);
+    cpu_per_image_ms.sort_by(f64::total_cmp);
     let median = per_image_ms[per_image_ms.len() / 2];
     let mean = per_image_ms.iter().sum::<f64>() / per_image_ms.len() as f64;
+    let cpu_median = cpu_per_image_ms[cpu_per_image_ms.len() / 2];
+    // The calling thread's CPU time misses the pool's work with several threads.
+    let cpu_field = if args.threads == 1 {
+        format!(" median_cpu_ms_per_image={cpu_median:.2}")
+    } else {
+        String::new()
+    };
     println!(
-        "tract batch={} threads=1 load_ms={load_ms:.0} median_ms_per_image={median:.2} mean_ms_per_image={mean:.2} min_ms_per_image={:.2}",
-        args.batch, per_image_ms[0]
+        "tract batch={} threads={} load_ms={load_ms:.0} median_ms_per_image={median:.2} mean_ms_per_image={mean:.2} min_ms_per_image={:.2}{cpu_field}",
+        args.batch, args.threads, per_image_ms[0]
     );
     Ok(())
+}
+
+#[cfg(feature = "multithread-mm")]
+fn set_threads(threads: usize) -> Result<(), Box<dyn std::error::Error>> {
+    Ok(folio_embed::set_matmul_threads(threads)?)
+}
+
+#[cfg(not(feature = "multithread-mm"))]
+fn set_threads(threads: usize) -> Result<(), Box<dyn std::error::Error>> {
+    if threads != 1 {
+        return Err(format!(
+            "--threads {threads} needs the multithread-mm feature of folio-embed; rebuild with --features folio-embed/multithread-mm"
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// Returns the CPU time of the calling thread in nanoseconds, from
+/// `clock_gettime(CLOCK_THREAD_CPUTIME_ID)`. Unlike `/proc/thread-self/schedstat`,
+/// which the kernel updates only at scheduler ticks, it is exact to the call.
+fn thread_cpu_ns() -> u64 {
+    let mut time = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `time` is a valid, writable timespec and the clock id is a
+    // constant every Linux kernel supports.
+    let result = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut time) };
+    assert_eq!(result, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
+    time.tv_sec as u64 * 1_000_000_000 + time.tv_nsec as u64
 }

@@ -2,8 +2,8 @@
 //! tract.
 //!
 //! An [`Embedder`] parses the ONNX graph once, fixes the input to
-//! `[batch, 3, 128, 128]` with a symbolic batch, optimises it and keeps
-//! the runnable plan, so every call reuses it. It is `Send + Sync` and can
+//! `[batch size, 3, 128, 128]`, optimises it and keeps the runnable plan,
+//! so every call reuses it. It is `Send + Sync` and can
 //! be shared across threads. [`preprocess`] reproduces the BiT reference
 //! preprocessing (Pillow's antialiased bilinear resize to 128x128, then
 //! scaling to [-1, 1]). [`Embedder::embed`] returns L2-normalised vectors,
@@ -34,7 +34,7 @@ use tract_onnx::prelude::*;
 
 pub use preprocess::{CHANNELS, IMAGE_SIZE, PREPROCESSED_LEN, preprocess};
 
-/// Images per model run unless [`Embedder::with_batch_size`] changes it.
+/// Images per model run for [`Embedder::from_onnx`].
 ///
 /// NOTE: tract 0.23.9 was measured slower per image at batch 8 than at
 /// batch 1 on BiT-R50x1 (`bench/model/run.sh`). Re-measure before raising
@@ -80,6 +80,9 @@ pub enum EmbedError {
 
     #[error("batch size must be at least 1, got {0}")]
     InvalidBatchSize(usize),
+
+    #[error("matrix-product thread count must be at least 1, got {0}")]
+    InvalidThreadCount(usize),
 }
 
 /// Identity of the model that produced a vector. Every output that stores
@@ -143,12 +146,33 @@ impl fmt::Debug for Embedder {
 
 impl Embedder {
     /// Parses and optimises an ONNX feature extractor with input
-    /// `[batch, 3, 128, 128]` and output `[batch, F]`.
+    /// `[batch, 3, 128, 128]` and output `[batch, F]`, for runs of
+    /// [`DEFAULT_BATCH_SIZE`] images.
     ///
-    /// Height and width are fixed to 128 here, because tract does not
-    /// finish optimising BiT with symbolic height and width; the batch
-    /// stays symbolic. Fails when F differs from `identity.dimensions`.
+    /// Fails when F differs from `identity.dimensions`.
     pub fn from_onnx(onnx: &[u8], identity: ModelIdentity) -> Result<Embedder, EmbedError> {
+        Embedder::from_onnx_with_batch_size(onnx, identity, DEFAULT_BATCH_SIZE)
+    }
+
+    /// Parses and optimises an ONNX feature extractor for runs of
+    /// `batch_size` images.
+    ///
+    /// The batch, height and width are all fixed at load time. tract does
+    /// not finish optimising BiT with a symbolic height and width. With a
+    /// symbolic batch it leaves ReLU, residual additions, im2col and
+    /// transposes as separate operators, which made BiT-R50x1 about 1.45
+    /// times slower in a release build (tract 0.23.9, `profile_ops
+    /// --symbolic-batch`). A final run with fewer images is padded with
+    /// zero images, whose outputs are dropped. Fails when F differs from
+    /// `identity.dimensions`.
+    pub fn from_onnx_with_batch_size(
+        onnx: &[u8],
+        identity: ModelIdentity,
+        batch_size: usize,
+    ) -> Result<Embedder, EmbedError> {
+        if batch_size == 0 {
+            return Err(EmbedError::InvalidBatchSize(batch_size));
+        }
         let load_error = |error: TractError| EmbedError::Load {
             model: identity.to_string(),
             reason: format!("{error:#}"),
@@ -157,16 +181,15 @@ impl Embedder {
         let mut model = tract_onnx::onnx()
             .model_for_read(&mut std::io::Cursor::new(onnx))
             .map_err(load_error)?;
-        let batch = model.symbols.sym("batch");
         let size = identity.input_size as usize;
-        let input_fact = f32::fact([
-            batch.to_dim(),
-            CHANNELS.to_dim(),
-            size.to_dim(),
-            size.to_dim(),
-        ]);
+        let input_fact = f32::fact([batch_size, CHANNELS, size, size]);
         model
             .set_input_fact(0, input_fact.into())
+            .map_err(load_error)?;
+        // The file may declare a symbolic batch on its output, which would
+        // not unify with the concrete input batch, so tract infers the output.
+        model
+            .set_output_fact(0, InferenceFact::default())
             .map_err(load_error)?;
         let model = model.into_optimized().map_err(load_error)?;
 
@@ -174,15 +197,7 @@ impl Embedder {
         let actual = output_fact
             .shape
             .as_concrete()
-            .map(|dims| dims.last().copied().unwrap_or(0))
-            .or_else(|| {
-                output_fact
-                    .shape
-                    .iter()
-                    .last()
-                    .and_then(|dim| dim.as_i64())
-                    .map(|dim| dim as usize)
-            })
+            .and_then(|dims| dims.last().copied())
             .unwrap_or(0);
         if actual != identity.dimensions {
             return Err(EmbedError::DimensionMismatch {
@@ -196,17 +211,8 @@ impl Embedder {
         Ok(Embedder {
             plan,
             identity,
-            batch_size: DEFAULT_BATCH_SIZE,
+            batch_size,
         })
-    }
-
-    /// Sets how many images go through the model per run.
-    pub fn with_batch_size(mut self, batch_size: usize) -> Result<Embedder, EmbedError> {
-        if batch_size == 0 {
-            return Err(EmbedError::InvalidBatchSize(batch_size));
-        }
-        self.batch_size = batch_size;
-        Ok(self)
     }
 
     /// Returns the identity of the loaded model.
@@ -267,7 +273,16 @@ impl Embedder {
             reason: format!("{error:#}"),
         };
         let size = self.identity.input_size as usize;
-        let input = Tensor::from_shape(&[batch, CHANNELS, size, size], nchw).map_err(run_error)?;
+        // The plan only accepts full batches, so a short one gets zero images.
+        let mut padded;
+        let mut nchw = nchw;
+        if batch < self.batch_size {
+            padded = nchw.to_vec();
+            padded.resize(self.batch_size * PREPROCESSED_LEN, 0.0);
+            nchw = &padded;
+        }
+        let input = Tensor::from_shape(&[self.batch_size, CHANNELS, size, size], nchw)
+            .map_err(run_error)?;
         let outputs = self
             .plan
             .run(tvec!(input.into_tvalue()))
@@ -278,22 +293,43 @@ impl Embedder {
             batch,
             reason: format!("output of shape {:?} is not contiguous", output.shape()),
         })?;
-        if flat.len() != batch * self.dimensions() {
+        if flat.len() != self.batch_size * self.dimensions() {
             return Err(EmbedError::Run {
                 model: self.identity.to_string(),
                 batch,
                 reason: format!(
-                    "output has shape {:?}, expected [{batch}, {}]",
+                    "output has shape {:?}, expected [{}, {}]",
                     output.shape(),
+                    self.batch_size,
                     self.dimensions()
                 ),
             });
         }
         Ok(flat
             .chunks(self.dimensions())
+            .take(batch)
             .map(<[f32]>::to_vec)
             .collect())
     }
+}
+
+/// Sets how many threads tract's matrix products use in this process, for
+/// every [`Embedder`] and every calling thread that has no scoped executor.
+///
+/// One thread is tract's default. With `threads > 1` each matrix product
+/// is split across a rayon pool of that size; the other operators still run
+/// on the calling thread.
+#[cfg(feature = "multithread-mm")]
+pub fn set_matmul_threads(threads: usize) -> Result<(), EmbedError> {
+    use tract_onnx::tract_core::tract_linalg::multithread::{Executor, set_default_executor};
+
+    let executor = match threads {
+        0 => return Err(EmbedError::InvalidThreadCount(threads)),
+        1 => Executor::SingleThread,
+        _ => Executor::multithread(threads),
+    };
+    set_default_executor(executor);
+    Ok(())
 }
 
 /// Scales a vector to unit L2 norm in place; a zero vector is left as is.

@@ -45,10 +45,10 @@ fn tiny_onnx(folder: &Path) -> Vec<u8> {
     to_onnx(&checkpoint, &ConvertOptions::default())
 }
 
-fn tiny_embedder(folder: &Path) -> Embedder {
+fn tiny_embedder(folder: &Path, batch_size: usize) -> Embedder {
     let onnx = tiny_onnx(folder);
     let identity = ModelIdentity::for_onnx("bit-tiny", false, TINY_FEATURES, &onnx);
-    Embedder::from_onnx(&onnx, identity).unwrap()
+    Embedder::from_onnx_with_batch_size(&onnx, identity, batch_size).unwrap()
 }
 
 fn pages(folder: &Path) -> Vec<image::DynamicImage> {
@@ -127,7 +127,7 @@ fn embedder_features_match_golden() {
     let embeddings = read_npy(folder.join("golden/embeddings.npy"));
 
     for batch_size in [1, 4, 6] {
-        let embedder = tiny_embedder(&folder).with_batch_size(batch_size).unwrap();
+        let embedder = tiny_embedder(&folder, batch_size);
         let features = embedder.features_preprocessed(&inputs.data).unwrap();
         assert_eq!(features.len(), 6);
 
@@ -158,7 +158,7 @@ fn embedder_embeds_pages_like_reference() {
     // vectors up to the preprocessing tolerance.
     let Some(folder) = fixtures() else { return };
     let embeddings = read_npy(folder.join("golden/embeddings.npy"));
-    let embedder = tiny_embedder(&folder).with_batch_size(2).unwrap();
+    let embedder = tiny_embedder(&folder, 2);
     let pages = pages(&folder);
     let page_refs: Vec<&image::DynamicImage> = pages.iter().collect();
 
@@ -205,6 +205,15 @@ fn embedder_rejects_wrong_dimensions() {
 }
 
 #[test]
+fn embedder_rejects_zero_batch_size() {
+    let Some(folder) = fixtures() else { return };
+    let onnx = tiny_onnx(&folder);
+    let identity = ModelIdentity::for_onnx("bit-tiny", false, TINY_FEATURES, &onnx);
+    let error = Embedder::from_onnx_with_batch_size(&onnx, identity, 0).unwrap_err();
+    assert!(matches!(error, EmbedError::InvalidBatchSize(0)), "{error}");
+}
+
+#[test]
 fn embedder_rejects_invalid_onnx() {
     let identity = ModelIdentity::for_onnx("garbage", false, 4, b"not onnx");
     let error = Embedder::from_onnx(b"not onnx", identity).unwrap_err();
@@ -214,7 +223,7 @@ fn embedder_rejects_invalid_onnx() {
 #[test]
 fn embedder_rejects_partial_input() {
     let Some(folder) = fixtures() else { return };
-    let embedder = tiny_embedder(&folder);
+    let embedder = tiny_embedder(&folder, 1);
     let error = embedder
         .features_preprocessed(&vec![0.0; PREPROCESSED_LEN + 5])
         .unwrap_err();
@@ -229,7 +238,7 @@ fn embedder_rejects_partial_input() {
 #[test]
 fn embedder_shared_across_threads() {
     let Some(folder) = fixtures() else { return };
-    let embedder = tiny_embedder(&folder);
+    let embedder = tiny_embedder(&folder, 1);
     let inputs = read_npy(folder.join("golden/inputs.npy"));
     let single = embedder
         .features_preprocessed(&inputs.data[..PREPROCESSED_LEN])
