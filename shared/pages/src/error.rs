@@ -50,7 +50,7 @@ pub enum PageErrorKind {
         reason: String,
     },
     /// A declared size is over one of the [`crate::Limits`].
-    #[error("{quantity} is {value}, over the limit of {limit}; raise Limits::{field} to accept it")]
+    #[error("{quantity} is {value}, over the {} of {limit}; {}", limit_name(field), raise_advice(field))]
     LimitExceeded {
         /// The measured quantity, e.g. `page size 35000x35000 pixels`.
         quantity: String,
@@ -63,7 +63,7 @@ pub enum PageErrorKind {
     },
     /// Decoding the page took longer than `Limits::max_page_decode`.
     #[error(
-        "decoding timed out after {elapsed:?} (limit {limit:?}); raise Limits::max_page_decode to allow it"
+        "decoding timed out after {elapsed:.1?}, over the page decode time limit of {limit:?}; raise Limits::max_page_decode to allow more"
     )]
     TimedOut {
         /// Time spent before the decoder gave up.
@@ -83,4 +83,24 @@ pub enum PageErrorKind {
         /// The panic payload, when it was a string.
         message: String,
     },
+}
+
+/// Names the limit set by a `Limits` field in words.
+fn limit_name(field: &str) -> &'static str {
+    match field {
+        "max_page_pixels" => "page pixel limit",
+        "max_pages" => "page count limit",
+        "max_object_bytes" => "object size limit in bytes",
+        _ => "limit",
+    }
+}
+
+/// Says how to raise the limit set by a `Limits` field: the `folio` command-line flag
+/// where there is one, and the field for programs.
+fn raise_advice(field: &str) -> String {
+    match field {
+        "max_page_pixels" => "raise it with --max-page-pixels (Limits::max_page_pixels) to accept the page".into(),
+        "max_pages" => "raise it with --max-pages (Limits::max_pages) to read more pages".into(),
+        other => format!("raise Limits::{other} to accept it"),
+    }
 }

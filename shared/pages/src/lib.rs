@@ -11,14 +11,18 @@
 //! - Pages with non-square pixels (fax at 204x98 dpi) are stretched along the
 //!   lower-resolution axis; TIFF `Orientation`, JPEG EXIF orientation and PDF `/Rotate`
 //!   are applied. [`Options`] turns both off.
+//! - A PDF page is composed from every image it draws (XObjects, inline images, strips
+//!   or tiles of one scan) on a white canvas of its crop box, through each image's
+//!   matrix. A page that draws no image is a [`PageErrorKind::NoImage`] error.
+//! - Each page decodes on a worker thread. A page still decoding after
+//!   `Limits::max_page_decode` is a [`PageErrorKind::TimedOut`] error, and the thread
+//!   is left to finish on its own.
 //! - A panic inside a decoder becomes a [`PageErrorKind::Panicked`] error for that page.
 //!
 //! # Example
 //!
 //! ```no_run
-//! use std::sync::Arc;
-//!
-//! let bytes: Arc<[u8]> = std::fs::read("scan.tif").unwrap().into();
+//! let bytes = std::fs::read("scan.tif").unwrap();
 //! let pages = folio_pages::open("scans/scan.tif", bytes, &folio_pages::Limits::default())?;
 //! println!("{:?}, {:?} pages", pages.format(), pages.page_count());
 //! for page in pages {
@@ -31,16 +35,23 @@
 //! ```
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 mod ccitt;
+mod compose;
 mod convert;
 mod error;
+mod object_bytes;
+mod old_jpeg;
 mod pdf;
+mod pdf_image;
 mod raster;
 mod tiff_pages;
+mod tiff_plain;
 
+pub use object_bytes::ObjectBytes;
 pub use error::{PageError, PageErrorKind};
 
 /// Bounds on the work and memory spent on one object.
@@ -54,7 +65,10 @@ pub struct Limits {
     pub max_pages: u32,
     /// Maximum size of the object in bytes.
     pub max_object_bytes: u64,
-    /// Maximum wall time to decode one page.
+    /// Maximum wall time to decode one page. Each page is decoded on a worker thread,
+    /// and a page still decoding at this limit is reported as
+    /// [`PageErrorKind::TimedOut`] while the thread is left to finish on its own.
+    /// `Duration::MAX` decodes on the calling thread with no limit.
     pub max_page_decode: Duration,
 }
 
@@ -154,17 +168,22 @@ pub fn detect_format(bytes: &[u8]) -> Option<Format> {
 /// `object` is the document key used in error messages. Fails when the object as a
 /// whole is unreadable: unknown format, over `max_object_bytes`, or a container whose
 /// header or first directory cannot be parsed.
-pub fn open(object: &str, bytes: Arc<[u8]>, limits: &Limits) -> Result<Pages, PageError> {
+pub fn open(
+    object: &str,
+    bytes: impl Into<ObjectBytes>,
+    limits: &Limits,
+) -> Result<Pages, PageError> {
     open_with(object, bytes, limits, &Options::default())
 }
 
 /// Opens an object for page-by-page decoding with explicit [`Options`].
 pub fn open_with(
     object: &str,
-    bytes: Arc<[u8]>,
+    bytes: impl Into<ObjectBytes>,
     limits: &Limits,
     options: &Options,
 ) -> Result<Pages, PageError> {
+    let bytes: ObjectBytes = bytes.into();
     let context = Context {
         object: object.to_owned(),
         limits: limits.clone(),
@@ -207,22 +226,37 @@ pub fn open_with(
     };
 
     Ok(Pages {
-        context,
+        context: Arc::new(context),
         format,
-        source,
+        bytes,
+        source: Arc::new(Mutex::new(source)),
         next_number: 1,
         finished: false,
+        timed_out_pages: 0,
     })
 }
 
 /// Lazy iterator over the pages of one object. Holds at most one decoded page at a time.
 pub struct Pages {
-    context: Context,
+    context: Arc<Context>,
     format: Format,
-    source: Source,
+    /// Kept to parse the container again when a decode thread is abandoned with the
+    /// parser state.
+    bytes: ObjectBytes,
+    /// Shared with the decode thread of the current page.
+    source: Arc<Mutex<Source>>,
     next_number: u32,
     finished: bool,
+    timed_out_pages: u32,
 }
+
+/// Stack of a page decode thread: the 8 MiB a Linux main thread gets, because
+/// decoders recurse on nested PDF objects and JBIG2 or JPEG 2000 structures.
+const DECODE_STACK_BYTES: usize = 8 << 20;
+
+/// Pages of one object allowed to time out before the object is given up. Each leaves
+/// a thread running, with a core and the page's memory, until its decoder returns.
+const MAX_TIMED_OUT_PAGES: u32 = 2;
 
 impl Pages {
     /// Returns the detected container format.
@@ -233,12 +267,76 @@ impl Pages {
     /// Returns the number of pages, when it is known without decoding: always for PNG,
     /// JPEG and PDF, and for TIFF once the iterator has walked the whole IFD chain.
     pub fn page_count(&self) -> Option<u32> {
-        match &self.source {
+        match &*lock(&self.source) {
             Source::Tiff(tiff) => tiff.page_count(),
             Source::Raster(_) => Some(1),
             Source::Pdf(pdf) => Some(pdf.page_count()),
         }
     }
+
+    /// Decodes page `number` on a worker thread and waits up to `max_page_decode`.
+    /// Returns `None` when the page is still decoding at the limit.
+    fn decode_with_time_limit(&self, number: u32) -> Option<std::thread::Result<Step>> {
+        let limit = self.context.limits.max_page_decode;
+        if limit == Duration::MAX {
+            return Some(decode_next(&self.source, &self.context, number));
+        }
+        let (sender, receiver) = mpsc::sync_channel(1);
+        let source = Arc::clone(&self.source);
+        let context = Arc::clone(&self.context);
+        let spawned = std::thread::Builder::new()
+            .name("folio-page-decode".into())
+            .stack_size(DECODE_STACK_BYTES)
+            .spawn(move || {
+                let _ = sender.send(decode_next(&source, &context, number));
+            });
+        if spawned.is_err() {
+            // NOTE: without a thread (the process is at its thread limit) the page is
+            // decoded on the calling thread, where a stuck decoder is not interrupted.
+            return Some(decode_next(&self.source, &self.context, number));
+        }
+        match receiver.recv_timeout(limit) {
+            Ok(outcome) => Some(outcome),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => {
+                Some(Err(Box::new("page decode thread ended without a result")))
+            }
+        }
+    }
+
+    /// Parses the container again after a decode thread was abandoned holding the
+    /// parser, positioned so the next call decodes page `number + 1`. Ends the
+    /// iteration when that fails or when too many pages timed out.
+    fn replace_abandoned_source(&mut self, number: u32) {
+        self.timed_out_pages += 1;
+        if self.timed_out_pages >= MAX_TIMED_OUT_PAGES {
+            self.finished = true;
+            return;
+        }
+        let reopened = catch_unwind(AssertUnwindSafe(|| {
+            Source::reopen(&self.context, self.format, self.bytes.clone(), number)
+        }));
+        match reopened {
+            Ok(Some(source)) => self.source = Arc::new(Mutex::new(source)),
+            _ => self.finished = true,
+        }
+    }
+}
+
+/// Decodes the next page with panics caught, leaving `source` usable after a panic.
+fn decode_next(source: &Mutex<Source>, context: &Context, number: u32) -> std::thread::Result<Step> {
+    let mut source = lock(source);
+    let outcome = catch_unwind(AssertUnwindSafe(|| source.next_page(context, number)));
+    if outcome.is_err() {
+        source.after_panic();
+    }
+    outcome
+}
+
+/// Locks the source. A panic is always caught inside the lock, so a poisoned mutex
+/// still holds a consistent source.
+fn lock(source: &Mutex<Source>) -> MutexGuard<'_, Source> {
+    source.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Iterator for Pages {
@@ -251,7 +349,7 @@ impl Iterator for Pages {
         let number = self.next_number;
         if number > self.context.limits.max_pages {
             self.finished = true;
-            if !self.source.has_more(number) {
+            if !lock(&self.source).has_more(number) {
                 return None;
             }
             return Some(Err(self.context.page_error(
@@ -266,38 +364,34 @@ impl Iterator for Pages {
         }
 
         let started = Instant::now();
-        let context = &self.context;
-        let source = &mut self.source;
-        let outcome = catch_unwind(AssertUnwindSafe(|| source.next_page(context, number)));
+        let outcome = self.decode_with_time_limit(number);
         let elapsed = started.elapsed();
 
         let result = match outcome {
-            Ok(Step::Done) => {
+            Some(Ok(Step::Done)) => {
                 self.finished = true;
                 return None;
             }
-            Ok(Step::Page(result)) => result,
-            Ok(Step::LastPage(result)) => {
+            Some(Ok(Step::Page(result))) => result,
+            Some(Ok(Step::LastPage(result))) => {
                 self.finished = true;
                 result
             }
-            Err(payload) => {
-                self.source.after_panic();
-                Err(PageErrorKind::Panicked {
-                    message: panic_message(payload.as_ref()),
+            Some(Err(payload)) => Err(PageErrorKind::Panicked {
+                message: panic_message(payload.as_ref()),
+            }),
+            None => {
+                // NOTE: the decoders in `tiff`, `image` and `hayro-syntax` cannot be
+                // interrupted, so the abandoned thread runs until its decoder returns
+                // and keeps its memory until then.
+                self.replace_abandoned_source(number);
+                Err(PageErrorKind::TimedOut {
+                    elapsed,
+                    limit: self.context.limits.max_page_decode,
                 })
             }
         };
         self.next_number += 1;
-
-        // NOTE: the decoders in `tiff`, `image` and `hayro-syntax` cannot be interrupted.
-        // This limit is checked after the page and between CCITT strips, so a hard stop
-        // needs the caller to run the decode in a separate process.
-        let limit = self.context.limits.max_page_decode;
-        let result = match result {
-            Ok(_) if elapsed > limit => Err(PageErrorKind::TimedOut { elapsed, limit }),
-            other => other,
-        };
         Some(result.map_err(|kind| self.context.page_error(number, kind)))
     }
 }
@@ -383,6 +477,19 @@ impl Source {
         }
     }
 
+    /// Opens the object again for the pages after `number`, which timed out.
+    fn reopen(context: &Context, format: Format, bytes: ObjectBytes, number: u32) -> Option<Self> {
+        match format {
+            Format::Tiff => {
+                let mut tiff = tiff_pages::TiffPages::open(context, bytes).ok()?;
+                tiff.skip_to(number);
+                Some(Source::Tiff(tiff))
+            }
+            Format::Png | Format::Jpeg => None,
+            Format::Pdf => pdf::PdfPages::open(context, bytes).ok().map(Source::Pdf),
+        }
+    }
+
     fn after_panic(&mut self) {
         match self {
             Source::Tiff(tiff) => tiff.after_panic(),
@@ -399,5 +506,56 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         text.clone()
     } else {
         "non-string panic payload".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(name: &str) -> ObjectBytes {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../samples").join(name);
+        std::fs::read(path).expect("read committed sample").into()
+    }
+
+    fn context() -> Context {
+        Context {
+            object: "test".into(),
+            limits: Limits::default(),
+            options: Options::default(),
+        }
+    }
+
+    /// Returns the pixels of page `number` decoded from a reopened source, as after
+    /// page `number - 1` timed out.
+    fn page_after_reopen(format: Format, bytes: ObjectBytes, number: u32) -> Vec<u8> {
+        let context = context();
+        let mut source = Source::reopen(&context, format, bytes, number - 1).expect("reopen");
+        match source.next_page(&context, number) {
+            Step::Page(Ok(page)) | Step::LastPage(Ok(page)) => page.image.into_bytes(),
+            Step::Page(Err(error)) | Step::LastPage(Err(error)) => panic!("page {number}: {error}"),
+            Step::Done => panic!("page {number} missing after reopen"),
+        }
+    }
+
+    #[test]
+    fn reopen_continues_after_timed_out_page() {
+        let tiff = sample("fax-tiff/pillow/g4-multi.tiff");
+        let pages: Vec<Page> = open("g4-multi.tiff", tiff.clone(), &Limits::default())
+            .expect("open")
+            .map(|page| page.expect("page"))
+            .collect();
+        for number in [2, 3] {
+            let reopened = page_after_reopen(Format::Tiff, tiff.clone(), number);
+            assert!(reopened == pages[number as usize - 1].image.as_bytes(), "TIFF page {number}");
+        }
+
+        let pdf = sample("scanned-pdf/ocrmypdf/cardinal.pdf");
+        let pages: Vec<Page> = open("cardinal.pdf", pdf.clone(), &Limits::default())
+            .expect("open")
+            .map(|page| page.expect("page"))
+            .collect();
+        let reopened = page_after_reopen(Format::Pdf, pdf, 3);
+        assert!(reopened == pages[2].image.as_bytes(), "PDF page 3");
     }
 }

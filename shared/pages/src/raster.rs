@@ -1,22 +1,21 @@
 //! PNG and JPEG through the `image` crate, with its limits set from ours.
 
 use std::io::Cursor;
-use std::sync::Arc;
 
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader};
 
 use crate::convert::finish_page;
-use crate::{Context, Format, Page, PageErrorKind};
+use crate::{ObjectBytes, Context, Format, Page, PageErrorKind};
 
 /// A single-image object, decoded when the iterator reaches it.
 pub struct RasterPage {
     format: Format,
-    bytes: Arc<[u8]>,
+    bytes: ObjectBytes,
 }
 
 impl RasterPage {
-    pub fn new(format: Format, bytes: Arc<[u8]>) -> Self {
+    pub fn new(format: Format, bytes: ObjectBytes) -> Self {
         Self { format, bytes }
     }
 

@@ -3,7 +3,6 @@
 //! decoder, everything else to `tiff`'s own decoder.
 
 use std::io::Cursor;
-use std::sync::Arc;
 use std::time::Instant;
 
 use image::metadata::Orientation;
@@ -13,10 +12,12 @@ use tiff::tags::Tag;
 use tiff::{ColorType, TiffError};
 
 use crate::ccitt::{self, CcittParams};
+use crate::old_jpeg::{frame_components, join_old_jpeg_strips, old_jpeg_header_from_tags, scan_header};
+use crate::tiff_plain;
 use crate::convert::{
     cmyk_to_rgb, finish_page, gray_from_vec, rgb_from_vec, unpack_samples, ycbcr_to_rgb,
 };
-use crate::{Context, Page, PageError, PageErrorKind, Step};
+use crate::{ObjectBytes, Context, Page, PageError, PageErrorKind, Step};
 
 const TAG_T4_OPTIONS: Tag = Tag::Unknown(292);
 const TAG_T6_OPTIONS: Tag = Tag::Unknown(293);
@@ -29,12 +30,15 @@ const COMPRESSION_PACKBITS: u16 = 32773;
 const PHOTOMETRIC_MIN_IS_WHITE: u16 = 0;
 const PHOTOMETRIC_MIN_IS_BLACK: u16 = 1;
 const PHOTOMETRIC_PALETTE: u16 = 3;
+const PHOTOMETRIC_YCBCR: u16 = 6;
+const PHOTOMETRIC_CIELAB: u16 = 8;
+const COMPRESSION_JPEG: u16 = 7;
 const RESOLUTION_UNIT_CENTIMETER: u16 = 3;
 const RESOLUTION_UNIT_NONE: u16 = 1;
 
 /// The object's bytes, shared with the `tiff` decoder's reader without copying.
 #[derive(Clone)]
-struct SharedBytes(Arc<[u8]>);
+pub(crate) struct SharedBytes(ObjectBytes);
 
 impl AsRef<[u8]> for SharedBytes {
     fn as_ref(&self) -> &[u8] {
@@ -42,10 +46,10 @@ impl AsRef<[u8]> for SharedBytes {
     }
 }
 
-type TiffDecoder = Decoder<Cursor<SharedBytes>>;
+pub(crate) type TiffDecoder = Decoder<Cursor<SharedBytes>>;
 
 pub struct TiffPages {
-    bytes: Arc<[u8]>,
+    bytes: ObjectBytes,
     decoder: TiffDecoder,
     /// Set once the end of the IFD chain is reached.
     page_count: Option<u32>,
@@ -56,7 +60,7 @@ pub struct TiffPages {
 }
 
 impl TiffPages {
-    pub fn open(context: &Context, bytes: Arc<[u8]>) -> Result<Self, PageError> {
+    pub fn open(context: &Context, bytes: ObjectBytes) -> Result<Self, PageError> {
         let limits = tiff_limits(context);
         let decoder = Decoder::new(Cursor::new(SharedBytes(bytes.clone())))
             .map_err(|error| context.object_error(tiff_error_kind(error)))?
@@ -77,6 +81,18 @@ impl TiffPages {
 
     pub fn has_more(&mut self) -> bool {
         !self.stopped && self.decoder.more_images()
+    }
+
+    /// Moves to the IFD of page `number` without decoding, so the next call decodes
+    /// page `number + 1`. Used when an earlier reader of the object was abandoned
+    /// there; a chain that cannot be walked that far ends the iteration.
+    pub fn skip_to(&mut self, number: u32) {
+        for _ in 1..number {
+            if !self.decoder.more_images() || self.decoder.next_image().is_err() {
+                self.stopped = true;
+                return;
+            }
+        }
     }
 
     pub fn after_panic(&mut self) {
@@ -140,9 +156,12 @@ impl TiffPages {
                     Err(error) => return Err(error),
                 }
             }
-            COMPRESSION_OLD_JPEG => self.decode_old_jpeg(context, width, height)?,
+            COMPRESSION_OLD_JPEG => self.decode_old_jpeg(context, &tags, width, height)?,
             _ if tags.photometric == PHOTOMETRIC_PALETTE => {
                 self.decode_palette(&tags, width, height)?
+            }
+            _ if let Some(variant) = PlainVariant::of(&tags) => {
+                self.decode_plain_variant(variant, &tags, width, height)?
             }
             _ => self.decode_generic(width, height)?,
         };
@@ -192,19 +211,27 @@ impl TiffPages {
         };
         let strips = self.strip_slices()?;
         let limit = context.limits.max_page_decode;
-        let pixels = ccitt::decode_strips(&params, &strips, started + limit, limit, started)?;
+        // A limit too large to add to an instant (Duration::MAX) means no deadline.
+        let deadline = started.checked_add(limit);
+        let pixels = ccitt::decode_strips(&params, &strips, deadline, limit, started)?;
         gray_from_vec(width, height, pixels)
     }
 
     /// Returns each strip's bytes, cut short where the file is truncated.
     fn strip_slices(&mut self) -> Result<Vec<&[u8]>, PageErrorKind> {
+        self.chunk_slices(Tag::StripOffsets, Tag::StripByteCounts)
+    }
+
+    /// Returns the bytes of each strip or tile named by an offsets and a byte counts
+    /// tag, cut short where the file is truncated.
+    fn chunk_slices(&mut self, offsets_tag: Tag, counts_tag: Tag) -> Result<Vec<&[u8]>, PageErrorKind> {
         let offsets = self
             .decoder
-            .get_tag_u64_vec(Tag::StripOffsets)
+            .get_tag_u64_vec(offsets_tag)
             .map_err(tiff_error_kind)?;
         let counts = self
             .decoder
-            .get_tag_u64_vec(Tag::StripByteCounts)
+            .get_tag_u64_vec(counts_tag)
             .map_err(tiff_error_kind)?;
         let file_len = self.bytes.len() as u64;
         let slices = offsets
@@ -224,39 +251,89 @@ impl TiffPages {
     fn decode_old_jpeg(
         &mut self,
         context: &Context,
+        tags: &PageTags,
         width: u32,
         height: u32,
     ) -> Result<DynamicImage, PageErrorKind> {
-        let Some(start) = find_u32(&mut self.decoder, TAG_JPEG_INTERCHANGE_FORMAT)? else {
-            return Err(PageErrorKind::Unsupported {
-                feature: "TIFF compression 6 (old-style JPEG) without JPEGInterchangeFormat".into(),
-            });
+        // A page in one tile is one JPEG frame of the tile's size, cropped to the page.
+        let (frame_width, frame_height) = if tags.tiled {
+            let tile_width = find_u32(&mut self.decoder, Tag::TileWidth)?.unwrap_or(0);
+            let tile_height = find_u32(&mut self.decoder, Tag::TileLength)?.unwrap_or(0);
+            if tile_width < width || tile_height < height {
+                return Err(PageErrorKind::Unsupported {
+                    feature: format!(
+                        "TIFF compression 6 (old-style JPEG) in {tile_width}x{tile_height} tiles for a {width}x{height} page; only a page in one tile is decoded"
+                    ),
+                });
+            }
+            context.check_pixels(tile_width, tile_height)?;
+            (tile_width, tile_height)
+        } else {
+            (width, height)
         };
-        let file_len = self.bytes.len();
-        let start = (start as usize).min(file_len);
-        let end = match find_u32(&mut self.decoder, TAG_JPEG_INTERCHANGE_FORMAT_LENGTH)? {
-            Some(length) => start.saturating_add(length as usize).min(file_len),
-            None => file_len,
+        // A shared handle, so the strips can be read while the stream is borrowed.
+        let object = self.bytes.clone();
+        let from_tables;
+        let interchange_format = find_u32(&mut self.decoder, TAG_JPEG_INTERCHANGE_FORMAT)?;
+        let stream: &[u8] = match interchange_format {
+            Some(start) => {
+                let file_len = object.len();
+                let start = (start as usize).min(file_len);
+                let end = match find_u32(&mut self.decoder, TAG_JPEG_INTERCHANGE_FORMAT_LENGTH)? {
+                    Some(length) => start.saturating_add(length as usize).min(file_len),
+                    None => file_len,
+                };
+                let stream = &object[start..end];
+                if !stream.starts_with(&[0xFF, 0xD8]) {
+                    return Err(PageErrorKind::Unsupported {
+                        feature: format!(
+                            "TIFF compression 6 (old-style JPEG) whose JPEGInterchangeFormat offset {start} holds no JPEG stream"
+                        ),
+                    });
+                }
+                stream
+            }
+            None => {
+                from_tables = old_jpeg_header_from_tags(&mut self.decoder, &object, frame_width, frame_height)?;
+                &from_tables
+            }
         };
-        let stream = &self.bytes[start..end];
-        if !stream.starts_with(&[0xFF, 0xD8]) {
-            return Err(PageErrorKind::Unsupported {
-                feature: format!(
-                    "TIFF compression 6 (old-style JPEG) whose JPEGInterchangeFormat offset {start} holds no JPEG stream"
-                ),
-            });
-        }
+
+        // Wang Labs and other early writers put only the tables and the frame header
+        // at JPEGInterchangeFormat and the scan (from its SOS marker on) in the strips.
+        // Writers without JPEGInterchangeFormat store the scan data alone.
+        let has_scan = stream.windows(2).any(|marker| marker == [0xFF, 0xDA]);
+        let joined;
+        let stream = if has_scan {
+            stream
+        } else {
+            let header = stream.strip_suffix(&[0xFF, 0xD9]).unwrap_or(stream);
+            let rows_per_strip = if tags.tiled { frame_height } else { tags.rows_per_strip };
+            let scan_header = interchange_format.is_none().then(|| scan_header(frame_components(header)));
+            let chunks = if tags.tiled {
+                self.chunk_slices(Tag::TileOffsets, Tag::TileByteCounts)?
+            } else {
+                self.strip_slices()?
+            };
+            joined = join_old_jpeg_strips(header, scan_header.as_deref(), &chunks, frame_width, rows_per_strip)?;
+            &joined[..]
+        };
+        // NOTE: ReferenceBlackWhite is not applied; the JPEG decoder assumes full-range
+        // YCbCr, so video-range pages (16 to 235) come out with slightly low contrast.
         let decoded = crate::raster::decode_jpeg_stream(context, stream)?;
-        if decoded.width() != width || decoded.height() != height {
+        if decoded.width() != frame_width || decoded.height() != frame_height {
             return Err(PageErrorKind::Unsupported {
                 feature: format!(
-                    "TIFF compression 6 (old-style JPEG) whose JPEG stream is {}x{} for a {width}x{height} page",
+                    "TIFF compression 6 (old-style JPEG) whose JPEG stream is {}x{} for a {frame_width}x{frame_height} frame",
                     decoded.width(),
                     decoded.height()
                 ),
             });
         }
-        Ok(decoded)
+        if (frame_width, frame_height) == (width, height) {
+            return Ok(decoded);
+        }
+        Ok(decoded.crop_imm(0, 0, width, height))
     }
 
     /// Palette images, which `tiff` 0.11 does not decode: uncompressed or PackBits strips
@@ -292,20 +369,8 @@ impl TiffPages {
             });
         }
 
-        let rows_per_strip = tags.rows_per_strip.clamp(1, height) as usize;
         let row_bytes = (width as usize * usize::from(bits)).div_ceil(8);
-        let mut packed = Vec::with_capacity(row_bytes * height as usize);
-        for (index, strip) in self.strip_slices()?.into_iter().enumerate() {
-            let rows = rows_per_strip.min((height as usize).saturating_sub(index * rows_per_strip));
-            let expected = rows * row_bytes;
-            let mut data = if tags.compression == COMPRESSION_PACKBITS {
-                unpack_packbits(strip, expected)
-            } else {
-                strip.to_vec()
-            };
-            data.resize(expected, 0);
-            packed.extend_from_slice(&data);
-        }
+        let packed = self.read_plain_strips(tags, height, |rows| rows * row_bytes)?;
         let indices = unpack_samples(&packed, width as usize, height as usize, bits as u8, true)?;
 
         let mut rgb = Vec::with_capacity(indices.len() * 3);
@@ -316,6 +381,79 @@ impl TiffPages {
             }
         }
         rgb_from_vec(width, height, rgb)
+    }
+
+    /// Reads uncompressed or PackBits strips into one buffer. `strip_bytes` returns the
+    /// decoded size of a strip of that many rows; short strips are padded with zeros.
+    fn read_plain_strips(
+        &mut self,
+        tags: &PageTags,
+        height: u32,
+        strip_bytes: impl Fn(usize) -> usize,
+    ) -> Result<Vec<u8>, PageErrorKind> {
+        let rows_per_strip = tags.rows_per_strip.clamp(1, height) as usize;
+        let mut packed = Vec::with_capacity(strip_bytes(height as usize));
+        for (index, strip) in self.strip_slices()?.into_iter().enumerate() {
+            let rows = rows_per_strip.min((height as usize).saturating_sub(index * rows_per_strip));
+            if rows == 0 {
+                break;
+            }
+            let expected = strip_bytes(rows);
+            let mut data = if tags.compression == COMPRESSION_PACKBITS {
+                unpack_packbits(strip, expected)
+            } else {
+                strip[..strip.len().min(expected)].to_vec()
+            };
+            data.resize(expected, 0);
+            packed.extend_from_slice(&data);
+        }
+        Ok(packed)
+    }
+
+    /// Variants that `tiff` 0.11 rejects, read from plain strips: gray of any depth up
+    /// to 16 bits (12-bit scanners), CIELab, and subsampled YCbCr.
+    fn decode_plain_variant(
+        &mut self,
+        variant: PlainVariant,
+        tags: &PageTags,
+        width: u32,
+        height: u32,
+    ) -> Result<DynamicImage, PageErrorKind> {
+        let plain = matches!(tags.compression, COMPRESSION_NONE | COMPRESSION_PACKBITS);
+        if !plain || tags.tiled || tags.planar {
+            return Err(PageErrorKind::Unsupported {
+                feature: format!(
+                    "{} TIFF with compression {}{}{}; only uncompressed or PackBits strips of it are decoded",
+                    variant.name(tags),
+                    tags.compression,
+                    if tags.tiled { ", in tiles" } else { "" },
+                    if tags.planar { ", in separate planes" } else { "" },
+                ),
+            });
+        }
+        let (w, h) = (width as usize, height as usize);
+        match variant {
+            PlainVariant::Gray => {
+                let bits = usize::from(tags.bits_per_sample);
+                let row_bytes = (w * bits).div_ceil(8);
+                let packed = self.read_plain_strips(tags, height, |rows| rows * row_bytes)?;
+                let mut gray = tiff_plain::unpack_gray(&packed, w, h, tags.bits_per_sample);
+                if tags.photometric == PHOTOMETRIC_MIN_IS_WHITE {
+                    gray.iter_mut().for_each(|v| *v = 255 - *v);
+                }
+                gray_from_vec(width, height, gray)
+            }
+            PlainVariant::CieLab => {
+                let packed = self.read_plain_strips(tags, height, |rows| rows * w * 3)?;
+                rgb_from_vec(width, height, tiff_plain::cielab_to_rgb(&packed, w * h))
+            }
+            PlainVariant::SubsampledYCbCr => {
+                let (sub_x, sub_y) = tags.chroma_subsampling;
+                let layout = tiff_plain::SubsampledLayout::new(w, usize::from(sub_x), usize::from(sub_y));
+                let packed = self.read_plain_strips(tags, height, |rows| layout.bytes_for_rows(rows))?;
+                rgb_from_vec(width, height, layout.to_rgb(&packed, h))
+            }
+        }
     }
 
     fn decode_generic(&mut self, width: u32, height: u32) -> Result<DynamicImage, PageErrorKind> {
@@ -422,10 +560,54 @@ struct PageTags {
     photometric: u16,
     fill_order: u16,
     bits_per_sample: u8,
+    samples_per_pixel: u16,
     rows_per_strip: u32,
     tiled: bool,
+    /// PlanarConfiguration 2: each sample in its own plane.
+    planar: bool,
+    /// YCbCrSubSampling (horizontal, vertical), (2, 2) when absent as TIFF 6.0 defines.
+    chroma_subsampling: (u16, u16),
     dpi: Option<(f32, f32)>,
     orientation: Orientation,
+}
+
+/// Pixel layouts read from plain strips because `tiff` 0.11 rejects them.
+#[derive(Debug, Clone, Copy)]
+enum PlainVariant {
+    /// One gray sample of a depth other than 1, 2, 4, 8 or 16 bits.
+    Gray,
+    /// PhotometricInterpretation 8: 8-bit L*, a*, b* with signed a* and b*.
+    CieLab,
+    /// PhotometricInterpretation 6 with chroma subsampling, outside JPEG compression.
+    SubsampledYCbCr,
+}
+
+impl PlainVariant {
+    fn of(tags: &PageTags) -> Option<Self> {
+        let gray = matches!(tags.photometric, PHOTOMETRIC_MIN_IS_WHITE | PHOTOMETRIC_MIN_IS_BLACK);
+        if gray && tags.samples_per_pixel == 1 && !matches!(tags.bits_per_sample, 1 | 2 | 4 | 8 | 16) && tags.bits_per_sample <= 16 {
+            return Some(Self::Gray);
+        }
+        if tags.photometric == PHOTOMETRIC_CIELAB && tags.samples_per_pixel == 3 && tags.bits_per_sample == 8 {
+            return Some(Self::CieLab);
+        }
+        let (sub_x, sub_y) = tags.chroma_subsampling;
+        let subsampled = (sub_x, sub_y) != (1, 1) && matches!(sub_x, 1 | 2 | 4) && matches!(sub_y, 1 | 2 | 4);
+        if tags.photometric == PHOTOMETRIC_YCBCR && subsampled && tags.bits_per_sample == 8 && tags.compression != COMPRESSION_JPEG {
+            return Some(Self::SubsampledYCbCr);
+        }
+        None
+    }
+
+    fn name(self, tags: &PageTags) -> String {
+        match self {
+            Self::Gray => format!("{}-bit gray", tags.bits_per_sample),
+            Self::CieLab => "CIELab".into(),
+            Self::SubsampledYCbCr => {
+                format!("YCbCr subsampled {}x{}", tags.chroma_subsampling.0, tags.chroma_subsampling.1)
+            }
+        }
+    }
 }
 
 impl PageTags {
@@ -440,6 +622,16 @@ impl PageTags {
             .and_then(|bits| bits.first().copied())
             .unwrap_or(1)
             .min(255) as u8;
+        let samples_per_pixel = find_u32(decoder, Tag::SamplesPerPixel)?.unwrap_or(1).min(u32::from(u16::MAX)) as u16;
+        let planar = find_u32(decoder, Tag::PlanarConfiguration)?.unwrap_or(1) == 2;
+        let chroma_subsampling = match decoder
+            .find_tag_unsigned_vec::<u16>(Tag::ChromaSubsampling)
+            .map_err(tiff_error_kind)?
+            .as_deref()
+        {
+            Some([x, y, ..]) => (*x, *y),
+            _ => (2, 2),
+        };
         let rows_per_strip = find_u32(decoder, Tag::RowsPerStrip)?.unwrap_or(height).max(1);
         let tiled = decoder
             .find_tag(Tag::TileWidth)
@@ -454,8 +646,11 @@ impl PageTags {
             photometric,
             fill_order,
             bits_per_sample,
+            samples_per_pixel,
             rows_per_strip,
             tiled,
+            planar,
+            chroma_subsampling,
             dpi: read_dpi(decoder),
             orientation,
         })

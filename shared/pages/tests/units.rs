@@ -78,7 +78,7 @@ fn ccitt_tiff(width: u32, height: u32, data: &[u8]) -> Vec<u8> {
 fn limits_reject_huge_ccitt_page_before_decoding() {
     // 35000x35000 declared in a few bytes: 1.2 Gpx, which would need 1.2 GB to decode.
     let bytes = ccitt_tiff(35_000, 35_000, &[0u8; 64]);
-    let mut pages = open("bomb.tif", bytes.into(), &Limits::default()).unwrap();
+    let mut pages = open("bomb.tif", bytes, &Limits::default()).unwrap();
     let error = pages.next().unwrap().unwrap_err();
     assert_eq!(error.page, Some(1));
     match &error.kind {
@@ -158,4 +158,76 @@ fn page_error_display_names_object_and_page() {
         kind: PageErrorKind::Corrupt { reason: "CCITT data ends early at row 812 of 1100".into() },
     };
     assert_eq!(error.to_string(), "scans/a.tif page 3: CCITT data ends early at row 812 of 1100");
+}
+
+#[test]
+fn limit_error_display_names_flag_and_field() {
+    let bytes = ccitt_tiff(35_000, 35_000, &[0u8; 64]);
+    let error = open("bomb.tif", bytes, &Limits::default()).unwrap().next().unwrap().unwrap_err();
+    let message = error.to_string();
+    assert_eq!(
+        message,
+        "bomb.tif page 1: page size 35000x35000 pixels is 1225000000, over the page pixel limit of 100000000; \
+         raise it with --max-page-pixels (Limits::max_page_pixels) to accept the page"
+    );
+}
+
+#[test]
+fn time_limit_gives_up_stuck_pages() {
+    // No page of g4-multi.tiff decodes in a nanosecond, so each is abandoned on its
+    // decode thread; the object is given up after the second.
+    let limits = Limits { max_page_decode: std::time::Duration::from_nanos(1), ..Limits::default() };
+    let results: Vec<_> = open("g4-multi.tiff", fixture("fax-tiff/pillow/g4-multi.tiff"), &limits).unwrap().collect();
+    assert_eq!(results.len(), 2);
+    for (index, result) in results.iter().enumerate() {
+        let error = result.as_ref().unwrap_err();
+        assert_eq!(error.page, Some(index as u32 + 1));
+        assert!(matches!(error.kind, PageErrorKind::TimedOut { .. }), "{error}");
+        assert!(error.to_string().contains("Limits::max_page_decode"), "{error}");
+    }
+}
+
+#[test]
+fn time_limit_max_decodes_on_calling_thread() {
+    let limits = Limits { max_page_decode: std::time::Duration::MAX, ..Limits::default() };
+    let results: Vec<_> = open("g4-multi.tiff", fixture("fax-tiff/pillow/g4-multi.tiff"), &limits).unwrap().collect();
+    assert_eq!(results.len(), 3);
+    assert!(results.iter().all(Result::is_ok));
+}
+
+#[test]
+fn tiff_variants_outside_tiff_crate_decode() {
+    let Some(nasty) = common::shared_dir("nasty") else { return };
+    let cases = [
+        ("tiff-misc/pillow__hopper.Lab.tif", (128, 128), image::ColorType::Rgb8),
+        ("tiff-ycbcr/image-tiff__dscf0013.tif", (640, 480), image::ColorType::Rgb8),
+        // Old-style JPEG whose scan is in the strips, not at JPEGInterchangeFormat.
+        ("tiff-ojpeg/libtiff__ojpeg_chewey_subsamp21_multi_strip.tiff", (392, 575), image::ColorType::Rgb8),
+        // Old-style JPEG with its tables in tags, in one 240x224 tile cropped to the page.
+        ("tiff-ojpeg/libtiff__ojpeg_zackthecat_subsamp22_single_strip.tiff", (234, 213), image::ColorType::Rgb8),
+    ];
+    for (name, size, color) in cases {
+        let pages = common::decode_ok(&nasty.join(name));
+        let image = &pages[0].image;
+        assert_eq!((image.width(), image.height()), size, "{name}");
+        assert_eq!(image.color(), color, "{name}");
+        // A plausible photograph: neither blank nor saturated on average.
+        let bytes = image.as_bytes();
+        let mean = bytes.iter().map(|&v| f64::from(v)).sum::<f64>() / bytes.len() as f64;
+        assert!((20.0..235.0).contains(&mean), "{name}: mean sample {mean:.1}");
+    }
+
+    // The joined old-style JPEG strips decode to the whole picture: its dark lower left
+    // corner (fur) comes out dark, where wrongly joined strips give flat gray.
+    let pages = common::decode_ok(&nasty.join("tiff-ojpeg/libtiff__ojpeg_chewey_subsamp21_multi_strip.tiff"));
+    let corner = image::imageops::crop_imm(&pages[0].image.to_luma8(), 0, 500, 100, 75).to_image();
+    let corner_mean = corner.as_raw().iter().map(|&v| f64::from(v)).sum::<f64>() / corner.as_raw().len() as f64;
+    assert!(corner_mean < 90.0, "old-style JPEG lower left corner mean {corner_mean:.1}");
+
+    // A dark 12-bit sensor crop: its samples run from 0 to 27 of 4095, so 0 to 2 in
+    // 8 bits.
+    let pages = common::decode_ok(&nasty.join("tiff-oddbits/image-tiff__12bit.cropped.tiff"));
+    let image = &pages[0].image;
+    assert_eq!((image.width(), image.height(), image.color()), (64, 64, image::ColorType::L8));
+    assert_eq!(image.as_bytes().iter().max(), Some(&2));
 }
