@@ -157,7 +157,7 @@ async fn upload_event_writes_one_row_per_page() {
     assert_eq!(rows.iter().map(|row| row.page).collect::<Vec<_>>(), vec![1, 2, 3]);
 
     // The stored vectors are the model's vectors for the decoded pages.
-    let pages: Vec<_> = folio_pages::open("g4-multi.tiff", body.into(), &folio_pages::Limits::default())
+    let pages: Vec<_> = folio_pages::open("g4-multi.tiff", body, &folio_pages::Limits::default())
         .unwrap()
         .map(|page| page.unwrap())
         .collect();

@@ -30,12 +30,42 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use aws_lambda_events::s3::{S3Event, S3EventRecord};
+use folio_pages::ObjectBytes;
+use folio_pipeline::ingest::EmbeddedObject;
 use folio_pipeline::{DocumentVersion, Layout, PageEmbedder, ingest, live};
-use folio_store::Store;
+use folio_store::{ObjectBody, Spill, Store};
 
 /// Access granted to this function, checked on every store operation; the
 /// deployment template's IAM policy is tested against the same file.
 pub const ACCESS_JSON: &str = include_str!("../access.json");
+
+/// Environment variable that sets [`Spill::threshold_bytes`], in bytes.
+pub const ENV_SPILL_BYTES: &str = "FOLIO_SPILL_BYTES";
+/// Environment variable that sets [`Spill::max_object_bytes`], in bytes.
+pub const ENV_MAX_OBJECT_BYTES: &str = "FOLIO_MAX_OBJECT_BYTES";
+
+/// A spill setting that is not a whole number of bytes.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid {variable}={value:?}: expected a whole number of bytes, such as 67108864 for 64 MiB")]
+pub struct InvalidSpillSetting {
+    pub variable: &'static str,
+    pub value: String,
+}
+
+/// Reads the spill settings from [`ENV_SPILL_BYTES`] (default
+/// 64 MiB) and [`ENV_MAX_OBJECT_BYTES`] (default 2 GiB), spilling into the
+/// system temporary directory (`/tmp` on Lambda).
+pub fn spill_from_env() -> Result<Spill, InvalidSpillSetting> {
+    let read = |variable: &'static str, default: u64| match std::env::var(variable) {
+        Ok(value) => value.trim().parse::<u64>().map_err(|_| InvalidSpillSetting { variable, value }),
+        Err(_) => Ok(default),
+    };
+    Ok(Spill {
+        threshold_bytes: read(ENV_SPILL_BYTES, folio_store::DEFAULT_SPILL_BYTES)?,
+        max_object_bytes: read(ENV_MAX_OBJECT_BYTES, folio_store::DEFAULT_MAX_OBJECT_BYTES)?,
+        dir: std::env::temp_dir(),
+    })
+}
 
 /// Outcome of one event record.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -48,6 +78,10 @@ pub enum RecordReport {
         pages_failed: u32,
         /// Set when the object could not be read at all.
         object_error: Option<String>,
+        /// Size of the object.
+        object_bytes: u64,
+        /// Whether the object was streamed to a temporary file rather than read into memory.
+        spilled: bool,
         ms: u64,
     },
     Deleted { document: String, tombstone: String },
@@ -203,24 +237,20 @@ impl Ingest {
         }
 
         let started = Instant::now();
-        let bytes = match store.get(&key).await {
-            Ok(bytes) => bytes,
+        let (embedded, object_bytes, spilled) = match store.get_object(&key).await {
+            Ok(body) => {
+                let object_bytes = body.len() as u64;
+                let spilled = body.is_spilled();
+                let embedded = self.embed(&store, &version, body).await?;
+                (embedded, object_bytes, spilled)
+            }
             Err(folio_store::StoreError::NotFound { .. }) => return Ok(RecordReport::Vanished { document }),
+            // An object above the limit is bad input, like an unreadable file: recorded, never retried.
+            Err(error @ folio_store::StoreError::TooLarge { size, .. }) => {
+                (EmbeddedObject::unreadable(&version, error.to_string()), size, false)
+            }
             Err(error) => return Err(store_failure(error)),
         };
-        let embedder = self.embedder.clone();
-        let limits = self.limits.clone();
-        let batch = self.batch;
-        let task_version = version.clone();
-        // Decoding and embedding are CPU-bound; keep them off the async workers.
-        let embedded = tokio::task::spawn_blocking(move || {
-            ingest::embed_object(embedder.as_ref(), &limits, &task_version, bytes, batch, &mut |_| {})
-        })
-        .await
-        .map_err(|error| IngestFailure::Task {
-            document: document.clone(),
-            reason: error.to_string(),
-        })?;
         let stored = ingest::store_object(&store, &self.layout, &meta, &version, &embedded)
             .await
             .map_err(|source| IngestFailure::Ingest {
@@ -241,7 +271,33 @@ impl Ingest {
             pages_embedded: embedded.pages_embedded,
             pages_failed: embedded.pages_failed(),
             object_error: embedded.object_error.clone(),
+            object_bytes,
+            spilled,
             ms: elapsed_ms,
+        })
+    }
+
+    /// Decodes and embeds one object's pages on a blocking thread, because
+    /// the work is CPU-bound. A spilled object may be as large as the
+    /// store's [`folio_store::Spill::max_object_bytes`] rather than the
+    /// decoder's in-memory limit: it is a file-backed map, and pages are
+    /// decoded one at a time, so memory does not grow with its size.
+    async fn embed(&self, store: &Store, version: &DocumentVersion, body: ObjectBody) -> Result<EmbeddedObject, IngestFailure> {
+        let mut limits = self.limits.clone();
+        if body.is_spilled() {
+            limits.max_object_bytes = limits.max_object_bytes.max(store.spill().max_object_bytes);
+        }
+        let embedder = self.embedder.clone();
+        let batch = self.batch;
+        let task_version = version.clone();
+        tokio::task::spawn_blocking(move || {
+            let bytes = ObjectBytes::from_owner(body);
+            ingest::embed_object_bytes(embedder.as_ref(), &limits, &task_version, bytes, batch, &mut |_| {})
+        })
+        .await
+        .map_err(|error| IngestFailure::Task {
+            document: version.document.clone(),
+            reason: error.to_string(),
         })
     }
 }

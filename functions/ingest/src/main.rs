@@ -23,9 +23,18 @@ async fn main() -> Result<(), Error> {
     let client = aws_sdk_s3::Client::new(&config);
     let layout = Layout::from_env();
     let access = Access::from_json(ACCESS_JSON, |name| layout.prefix_for_variable(name))?;
+    // Objects above FOLIO_SPILL_BYTES (64 MiB by default) are streamed to a
+    // file in /tmp, so the largest object is bounded by the function's
+    // ephemeral storage and FOLIO_MAX_OBJECT_BYTES (2 GiB by default).
+    let spill = ingest::spill_from_env()?;
+    tracing::info!(threshold_bytes = spill.threshold_bytes, max_object_bytes = spill.max_object_bytes, dir = %spill.dir.display(), "spill settings");
     let embedder = folio_model::embedder()?;
     let ingest = Arc::new(Ingest {
-        store_for_bucket: Box::new(move |bucket| Store::from_s3_client(client.clone(), bucket, "").with_access(access.clone())),
+        store_for_bucket: Box::new(move |bucket| {
+            Store::from_s3_client(client.clone(), bucket, "")
+                .with_access(access.clone())
+                .with_spill(spill.clone())
+        }),
         layout,
         embedder: Arc::new(embedder),
         limits: folio_pages::Limits::default(),

@@ -10,6 +10,10 @@
 //! [`PutMode::Replace`] give the conditional writes that keep two writers
 //! from overwriting each other (S3's `If-None-Match: *` and `If-Match`).
 //!
+//! [`Store::get_object`] reads scans of any size: above a threshold it
+//! streams the object into an unnamed temporary file and memory-maps it, so
+//! memory does not grow with the object (see [`Spill`]).
+//!
 //! A store can carry an [`Access`] policy that rejects any operation outside
 //! the prefixes a function is granted, so that tests prove the IAM policy in
 //! the deployment template is sufficient.
@@ -32,12 +36,14 @@
 mod access;
 mod local;
 mod s3;
+mod spill;
 
 use std::time::SystemTime;
 
 use bytes::Bytes;
 
 pub use access::{Access, Operation};
+pub use spill::{DEFAULT_MAX_OBJECT_BYTES, DEFAULT_SPILL_BYTES, ObjectBody, Spill, SpilledObject};
 
 /// Condition of a write on the object already at the key.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -87,6 +93,15 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{key}: the object is {size} bytes, above the limit of {limit} bytes; raise FOLIO_MAX_OBJECT_BYTES (and the ephemeral storage) or split the document")]
+    TooLarge { key: String, size: u64, limit: u64 },
+    #[error("{key}: writing the object to a temporary file in {dir} failed: {source}; check the free space there (TMPDIR)")]
+    Spill {
+        key: String,
+        dir: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{key}: S3 {operation} failed: {message}")]
     S3 {
         key: String,
@@ -120,6 +135,7 @@ enum Backend {
 pub struct Store {
     backend: Backend,
     access: Option<Access>,
+    spill: Spill,
     location: String,
 }
 
@@ -143,6 +159,7 @@ impl Store {
         Ok(Store {
             backend,
             access: None,
+            spill: Spill::default(),
             location: location.to_owned(),
         })
     }
@@ -152,6 +169,7 @@ impl Store {
         Store {
             backend: Backend::S3(s3::S3Store::new(client, bucket, root)),
             access: None,
+            spill: Spill::default(),
             location: format!("s3://{bucket}/{root}"),
         }
     }
@@ -160,6 +178,17 @@ impl Store {
     pub fn with_access(mut self, access: Access) -> Store {
         self.access = Some(access);
         self
+    }
+
+    /// Sets how [`Store::get_object`] reads large objects (default: [`Spill::default`]).
+    pub fn with_spill(mut self, spill: Spill) -> Store {
+        self.spill = spill;
+        self
+    }
+
+    /// Returns how [`Store::get_object`] reads large objects.
+    pub fn spill(&self) -> &Spill {
+        &self.spill
     }
 
     /// Location as given to [`Store::open`], for messages.
@@ -183,12 +212,25 @@ impl Store {
         }
     }
 
-    /// Reads a whole object.
+    /// Reads a whole object into memory, whatever its size; scans go through [`Store::get_object`].
     pub async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
         self.check(Operation::Get, key)?;
         match &self.backend {
             Backend::Local(local) => local.get(key).await,
             Backend::S3(s3) => s3.get(key).await,
+        }
+    }
+
+    /// Reads a whole object, streaming it into a memory-mapped temporary file
+    /// when it is larger than [`Spill::threshold_bytes`] or of unknown size,
+    /// so memory use does not grow with the object. Fails with
+    /// [`StoreError::TooLarge`] above [`Spill::max_object_bytes`], before
+    /// the body is read.
+    pub async fn get_object(&self, key: &str) -> Result<ObjectBody, StoreError> {
+        self.check(Operation::Get, key)?;
+        match &self.backend {
+            Backend::Local(local) => local.get_object(key, &self.spill).await,
+            Backend::S3(s3) => s3.get_object(key, &self.spill).await,
         }
     }
 

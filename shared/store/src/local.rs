@@ -8,6 +8,7 @@ use std::time::UNIX_EPOCH;
 
 use bytes::Bytes;
 
+use crate::spill::{ObjectBody, Spill, SpilledObject};
 use crate::{ObjectInfo, Operation, PutMode, StoreError};
 
 const TEMP_PREFIX: &str = ".folio-tmp-";
@@ -65,6 +66,31 @@ impl LocalStore {
     pub(crate) async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
         let data = fs::read(self.path(key)).map_err(io_error(key, Operation::Get))?;
         Ok(Bytes::from(data))
+    }
+
+    /// Reads an object into memory, or copies it into a temporary file and
+    /// maps that. The stored file itself is not mapped, because another
+    /// writer may replace or truncate it while the map lives.
+    pub(crate) async fn get_object(&self, key: &str, spill: &Spill) -> Result<ObjectBody, StoreError> {
+        let path = self.path(key);
+        let mut source = fs::File::open(&path).map_err(io_error(key, Operation::Get))?;
+        let size = source.metadata().map_err(io_error(key, Operation::Get))?.len();
+        spill.check_size(key, size)?;
+        if !spill.spills(Some(size)) {
+            let mut data = Vec::with_capacity(size as usize);
+            std::io::Read::read_to_end(&mut source, &mut data).map_err(io_error(key, Operation::Get))?;
+            return Ok(ObjectBody::Memory(Bytes::from(data)));
+        }
+        let mut file = spill.create_file(key)?;
+        std::io::copy(&mut source, &mut file).map_err(|source| StoreError::Spill {
+            key: key.to_owned(),
+            dir: spill.dir.clone(),
+            source,
+        })?;
+        // SAFETY: the file comes from `Spill::create_file` (unnamed, private
+        // to this process) and the copy above is its last write.
+        let spilled = unsafe { SpilledObject::map(key, &spill.dir, file) }?;
+        Ok(ObjectBody::Spilled(spilled))
     }
 
     pub(crate) async fn head(&self, key: &str) -> Result<ObjectInfo, StoreError> {

@@ -3,7 +3,9 @@
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
+use tokio::io::AsyncWriteExt;
 
+use crate::spill::{ObjectBody, Spill, SpilledObject};
 use crate::{ObjectInfo, Operation, PutMode, StoreError};
 
 pub(crate) struct S3Store {
@@ -41,21 +43,65 @@ impl S3Store {
     }
 
     pub(crate) async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
-        let output = self
-            .client
+        let output = self.send_get(key).await?;
+        let data = output.body.collect().await.map_err(|error| body_failed(key, error))?;
+        Ok(data.into_bytes())
+    }
+
+    async fn send_get(&self, key: &str) -> Result<aws_sdk_s3::operation::get_object::GetObjectOutput, StoreError> {
+        self.client
             .get_object()
             .bucket(&self.bucket)
             .key(self.full_key(key))
             .send()
             .await
-            .map_err(|error| map_error(key, Operation::Get, error))?;
-        let data = output.body.collect().await.map_err(|error| StoreError::S3 {
+            .map_err(|error| map_error(key, Operation::Get, error))
+    }
+
+    /// Reads an object into memory, or streams it chunk by chunk into a
+    /// temporary file: the HTTP body is never collected whole, so memory
+    /// contains at most a few chunks of a spilled object.
+    pub(crate) async fn get_object(&self, key: &str, spill: &Spill) -> Result<ObjectBody, StoreError> {
+        let output = self.send_get(key).await?;
+        let size = output.content_length().and_then(|length| u64::try_from(length).ok());
+        if let Some(size) = size {
+            spill.check_size(key, size)?;
+        }
+        let read_failed = |error| body_failed(key, error);
+        let mut body = output.body;
+        if !spill.spills(size) {
+            // Filled chunk by chunk: `collect().into_bytes()` would copy the
+            // chunks into a second buffer and briefly hold the object twice.
+            let mut data = Vec::with_capacity(size.unwrap_or(0) as usize);
+            while let Some(chunk) = body.next().await {
+                data.extend_from_slice(&chunk.map_err(read_failed)?);
+            }
+            return Ok(ObjectBody::Memory(Bytes::from(data)));
+        }
+
+        let file = spill.create_file(key)?;
+        let spill_failed = |source| StoreError::Spill {
             key: key.to_owned(),
-            operation: Operation::Get,
-            message: format!("reading the body failed: {error}"),
-            retryable: true,
-        })?;
-        Ok(data.into_bytes())
+            dir: spill.dir.clone(),
+            source,
+        };
+        let mut writer = tokio::fs::File::from_std(file.try_clone().map_err(spill_failed)?);
+        let mut written: u64 = 0;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(read_failed)?;
+            written += chunk.len() as u64;
+            // The declared length was checked, but a body without one is only known as it arrives.
+            spill.check_size(key, written)?;
+            writer.write_all(&chunk).await.map_err(spill_failed)?;
+        }
+        writer.flush().await.map_err(spill_failed)?;
+        drop(writer);
+        tracing::debug!(key, bytes = written, dir = %spill.dir.display(), "object spilled to a temporary file");
+        // SAFETY: the file comes from `Spill::create_file` (unnamed, private
+        // to this process) and the writer above is flushed and dropped, so
+        // nothing writes to it while it is mapped.
+        let spilled = unsafe { SpilledObject::map(key, &spill.dir, file) }?;
+        Ok(ObjectBody::Spilled(spilled))
     }
 
     pub(crate) async fn head(&self, key: &str) -> Result<ObjectInfo, StoreError> {
@@ -145,6 +191,16 @@ impl S3Store {
 
 /// Maps an SDK error to a [`StoreError`]: 404 is not-found, 5xx, throttling
 /// and transport failures are retryable, other 4xx are final.
+/// Maps a failure while reading a GET body, which a retry may get past.
+fn body_failed(key: &str, error: aws_sdk_s3::primitives::ByteStreamError) -> StoreError {
+    StoreError::S3 {
+        key: key.to_owned(),
+        operation: Operation::Get,
+        message: format!("reading the body failed: {error}"),
+        retryable: true,
+    }
+}
+
 fn map_error<E, R>(key: &str, operation: Operation, error: SdkError<E, R>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
