@@ -1,10 +1,13 @@
 //! The scheduled indexer: builds the index snapshot from the live shards,
 //! then the cluster summary with its pictures and report.
 //!
-//! Each run is a full rebuild from the shards, so a failed or overlapping
-//! run loses nothing: the snapshot pointer only moves forward (see
-//! `folio_pipeline::snapshot`), and a shard written during the build is
-//! either in the new snapshot or newer than it and searched exactly.
+//! Each run rebuilds the index from every live page, read from the previous
+//! snapshot's segments plus the shard files newer than it, and compacts
+//! those rows into segments again (see `folio_pipeline::snapshot`). A failed
+//! or overlapping run loses nothing. The snapshot pointer only moves
+//! forward, and shard files are pruned only after a current manifest records
+//! their rows. A shard written during the build is either in the new
+//! snapshot or newer than it and searched exactly.
 //!
 //! # Example
 //!
@@ -67,6 +70,10 @@ pub struct RunReport {
     pub documents: usize,
     pub index_parts: usize,
     pub index_seconds: f64,
+    /// Segment files the new manifest references.
+    pub segments: usize,
+    /// Shard files the build read; the other rows came from segments.
+    pub shard_files_read: usize,
     pub pruned_files: usize,
     pub clusters: Option<usize>,
     /// Reason the cluster summary was not built, when it was not.
@@ -108,6 +115,8 @@ pub async fn run(store: &Store, settings: &Settings) -> Result<RunReport, Indexe
         documents: manifest.documents,
         index_parts: manifest.parts.len(),
         index_seconds: manifest.build_seconds,
+        segments: manifest.segments.len(),
+        shard_files_read: manifest.shard_files_read,
         pruned_files,
         clusters,
         clusters_error,

@@ -11,7 +11,13 @@
 //! - reload: median of requests that reload the newer-shard view each time
 //!   (what one request in every refresh interval pays).
 //!
-//! Run: `cargo run -p folio-api --example latency --no-default-features -- 10000`
+//! With `--compacted` it then runs a second index build and the indexer's
+//! pruning, which deletes the shard files that the first build compacted
+//! into segments, and measures all three again. The engine then lists only
+//! tombstones and newer shards under the vectors prefix.
+//!
+//! Run: `cargo build --workspace --examples`, then
+//! `target/debug/examples/latency [VECTORS] [--compacted]` (default 10000 vectors).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -88,7 +94,12 @@ async fn time_requests(state: &ApiState, queries: &[Vec<f32>]) -> Vec<Duration> 
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let vectors: usize = std::env::args().nth(1).map(|text| text.parse()).transpose()?.unwrap_or(10_000);
+    let arguments: Vec<String> = std::env::args().skip(1).collect();
+    let compacted = arguments.iter().any(|argument| argument == "--compacted");
+    let vectors: usize = match arguments.iter().find(|argument| !argument.starts_with("--")) {
+        Some(text) => text.parse().map_err(|_| format!("invalid vector count {text:?}; expected a positive integer"))?,
+        None => 10_000,
+    };
     let dir = tempfile::tempdir()?;
     let store = folio_store::Store::open(dir.path().to_str().ok_or("temporary path is not UTF-8")?).await?;
     let layout = Layout::default();
@@ -126,21 +137,48 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let snapshot_built = started.elapsed();
 
     let queries: Vec<Vec<f32>> = (0..WARM_REQUESTS + 1).map(|_| unit_vector(&mut rng)).collect();
-    let state = ApiState::with_embedder(
-        folio_store::Store::open(dir.path().to_str().unwrap()).await?,
-        layout.clone(),
-        Arc::new(SyntheticModel),
+    println!("vectors: {vectors} ({documents} documents x {PAGES_PER_DOCUMENT} pages, {DIMENSIONS} dimensions)");
+    println!(
+        "index: {:?}, {} part(s), {} segment(s), snapshot {}",
+        options.quantisation,
+        manifest.parts.len(),
+        manifest.segments.len(),
+        manifest.snapshot_id
     );
+    println!("setup: shards written in {:.1} s, snapshot built in {:.1} s", shards_written.as_secs_f64(), snapshot_built.as_secs_f64());
+    measure(dir.path(), &layout, &queries).await?;
+
+    if compacted {
+        let started = Instant::now();
+        let manifest = snapshot::build_snapshot(&store, &layout, &model.model_id(), DIMENSIONS, &options).await?;
+        let rebuilt = started.elapsed();
+        let started = Instant::now();
+        let pruned = snapshot::prune_snapshots(&store, &layout, 2).await?
+            + snapshot::prune_superseded_shards(&store, &layout, &manifest).await?;
+        let listed: usize = folio_pipeline::live::list_shards(&store, &layout).await?.values().map(Vec::len).sum();
+        println!(
+            "\nsecond build: {:.1} s, read {} shard files and {} segments; pruned {pruned} files in {:.1} s; {listed} shard files remain",
+            rebuilt.as_secs_f64(),
+            manifest.shard_files_read,
+            manifest.segments_read,
+            started.elapsed().as_secs_f64()
+        );
+        measure(dir.path(), &layout, &queries).await?;
+    }
+    Ok(())
+}
+
+/// Times the cold request, the warm requests and the reloading requests on fresh API states over the store in `root`.
+async fn measure(root: &std::path::Path, layout: &Layout, queries: &[Vec<f32>]) -> Result<(), Box<dyn std::error::Error>> {
+    let open = || folio_store::Store::open(root.to_str().expect("the temporary path is UTF-8"));
+    let state = ApiState::with_embedder(open().await?, layout.clone(), Arc::new(SyntheticModel));
     let cold = time_requests(&state, &queries[..1]).await[0];
     let warm = time_requests(&state, &queries[1..]).await;
 
-    let reloading = ApiState::with_embedder(store, layout, Arc::new(SyntheticModel)).with_refresh_interval(Duration::ZERO);
+    let reloading = ApiState::with_embedder(open().await?, layout.clone(), Arc::new(SyntheticModel)).with_refresh_interval(Duration::ZERO);
     time_requests(&reloading, &queries[..1]).await;
     let reload = time_requests(&reloading, &queries[1..=RELOAD_REQUESTS]).await;
 
-    println!("vectors: {vectors} ({documents} documents x {PAGES_PER_DOCUMENT} pages, {DIMENSIONS} dimensions)");
-    println!("index: {:?}, {} part(s), snapshot {}", options.quantisation, manifest.parts.len(), manifest.snapshot_id);
-    println!("setup: shards written in {:.1} s, snapshot built in {:.1} s", shards_written.as_secs_f64(), snapshot_built.as_secs_f64());
     println!("cold (first request, engine open): {:.1} ms", milliseconds(cold));
     println!(
         "warm ({} requests): median {:.2} ms, p99 {:.2} ms, max {:.2} ms",

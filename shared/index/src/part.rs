@@ -58,6 +58,24 @@ impl IndexPart {
         self.index.contains(key)
     }
 
+    /// Returns the stored vector of `key` as f32, or `None` when the part
+    /// does not contain the key.
+    ///
+    /// The values are the stored (quantised) ones converted back: exact for
+    /// f32, within f16 rounding for f16. An i8 part stores unit-norm vectors
+    /// scaled to [-127, 127], so only their direction comes back.
+    pub fn vector(&self, key: u64) -> Result<Option<Vec<f32>>, IndexError> {
+        if !self.index.contains(key) {
+            return Ok(None);
+        }
+        let mut vector = Vec::new();
+        let found = self
+            .index
+            .export(key, &mut vector)
+            .map_err(|error| IndexError::usearch("read a stored vector", error))?;
+        Ok((found > 0).then_some(vector))
+    }
+
     /// Serialises the part into the usearch file format.
     pub fn to_bytes(&self) -> Result<Vec<u8>, IndexError> {
         let mut bytes = vec![0_u8; self.serialized_len()];

@@ -79,6 +79,17 @@ impl Searcher {
         self.len() == 0
     }
 
+    /// Returns the stored vector of `key` from the part that contains it
+    /// (see [`IndexPart::vector`] for its precision), or `None`.
+    pub fn vector(&self, key: u64) -> Result<Option<Vec<f32>>, IndexError> {
+        for part in &self.parts {
+            if let Some(vector) = part.vector(key)? {
+                return Ok(Some(vector));
+            }
+        }
+        Ok(None)
+    }
+
     /// Returns up to `k` hits for `query`, best first.
     ///
     /// The query must have `dims` finite components and a non-zero norm; it

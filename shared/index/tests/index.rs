@@ -401,6 +401,33 @@ fn every_quantisation_builds_and_searches() {
 }
 
 #[test]
+fn stored_vector_round_trips_per_quantisation() {
+    let vectors = clustered(300, 4);
+    for quantisation in [Quantisation::F16, Quantisation::F32, Quantisation::I8] {
+        let parts = build_parts(
+            DIMS,
+            &IndexOptions {
+                max_part_vectors: Some(100),
+                ..options(quantisation)
+            },
+            keyed(&vectors, DIMS),
+        )
+        .unwrap();
+        let searcher = Searcher::new(DIMS, parts, 128).unwrap();
+        for key in [0_usize, 150, 299] {
+            let stored = searcher.vector(key as u64).unwrap().expect("the key is stored");
+            assert_eq!(stored.len(), DIMS, "{quantisation}");
+            let original = row(&vectors, key);
+            let exact = ExactIndex::from_vectors(DIMS, [(0_u64, original)]).unwrap();
+            let cosine = exact.search(&stored, 1).unwrap()[0].score;
+            let minimum = if quantisation == Quantisation::I8 { 0.99 } else { 0.9999 };
+            assert!(cosine > minimum, "{quantisation} key {key}: cosine {cosine}");
+        }
+        assert_eq!(searcher.vector(300).unwrap(), None, "{quantisation}");
+    }
+}
+
+#[test]
 fn recall_at_10_on_clustered_set() {
     // A few thousand vectors in 256 dimensions, 40 Gaussian blobs.
     let dims = 256;

@@ -1,11 +1,10 @@
 //! Object -> pages -> embeddings -> shard: the work of the ingest function
 //! and of `folio ingest`.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use folio_pages::{Limits, Page};
+use folio_pages::{Limits, ObjectBytes, Page};
 use folio_shard::{PageRow, ShardMeta};
 use folio_store::{PutMode, Store, StoreError};
 
@@ -35,12 +34,26 @@ impl EmbeddedObject {
     pub fn pages_failed(&self) -> u32 {
         self.page_errors.len() as u32
     }
+
+    /// Builds the result of an object that could not be read at all: one
+    /// failed row with page number 0 that carries `reason`.
+    pub fn unreadable(document: &DocumentVersion, reason: String) -> EmbeddedObject {
+        EmbeddedObject {
+            rows: vec![PageRow::failed(
+                &document.document,
+                &document.version,
+                &document.sequencer,
+                0,
+                reason.clone(),
+            )],
+            object_error: Some(reason),
+            ..EmbeddedObject::default()
+        }
+    }
 }
 
-/// Decodes every page of one object and embeds it, in batches of
-/// `batch_size`. Never fails as a whole: a broken page becomes a failed row
-/// and the other pages are kept; an unreadable object becomes one failed
-/// row with page number 0. `progress` is called after each page.
+/// Decodes every page of one object held in memory and embeds it; see
+/// [`embed_object_bytes`], which this calls without copying `bytes`.
 pub fn embed_object(
     embedder: &dyn PageEmbedder,
     limits: &Limits,
@@ -49,25 +62,35 @@ pub fn embed_object(
     batch_size: usize,
     progress: &mut dyn FnMut(u32),
 ) -> EmbeddedObject {
-    let mut result = EmbeddedObject::default();
-    let data: Arc<[u8]> = Arc::from(bytes.as_ref());
+    embed_object_bytes(embedder, limits, document, ObjectBytes::from_owner(bytes), batch_size, progress)
+}
+
+/// Decodes every page of one object and embeds it, in batches of
+/// `batch_size`. Never fails as a whole: a broken page becomes a failed row
+/// and the other pages are kept; an unreadable object becomes one failed
+/// row with page number 0. `progress` is called after each page.
+///
+/// `bytes` may be a memory map of a spilled object: pages are decoded one
+/// at a time, so memory contains the container's index, at most `batch_size`
+/// decoded pages and whichever mapped pages of the file the kernel keeps.
+pub fn embed_object_bytes(
+    embedder: &dyn PageEmbedder,
+    limits: &Limits,
+    document: &DocumentVersion,
+    bytes: ObjectBytes,
+    batch_size: usize,
+    progress: &mut dyn FnMut(u32),
+) -> EmbeddedObject {
     let started = Instant::now();
-    let pages = match folio_pages::open(&document.document, data, limits) {
+    let pages = match folio_pages::open(&document.document, bytes, limits) {
         Ok(pages) => pages,
         Err(error) => {
-            let reason = error.to_string();
-            result.rows.push(PageRow::failed(
-                &document.document,
-                &document.version,
-                &document.sequencer,
-                0,
-                reason.clone(),
-            ));
-            result.object_error = Some(reason);
+            let mut result = EmbeddedObject::unreadable(document, error.to_string());
             result.decode_ms = started.elapsed().as_secs_f64() * 1e3;
             return result;
         }
     };
+    let mut result = EmbeddedObject::default();
 
     let mut batch: Vec<Page> = Vec::with_capacity(batch_size.max(1));
     let mut decode_started = Instant::now();

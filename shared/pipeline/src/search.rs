@@ -55,10 +55,16 @@ pub struct SearchResults {
 
 /// The current snapshot plus every newer shard, ready to search.
 pub struct SearchEngine {
-    manifest: Option<Manifest>,
+    manifest: Option<Arc<Manifest>>,
     /// Shared with the engines that [`SearchEngine::refresh`] derives while the snapshot stays current.
     searcher: Option<Arc<Searcher>>,
     keymap: Arc<Vec<PageRef>>,
+    /// Index keys of each snapshot document's pages, as (page, key) in page order.
+    document_keys: Arc<HashMap<String, Vec<(u32, u64)>>>,
+    /// Index keys of each snapshot document, by document hash.
+    hash_keys: Arc<HashMap<String, Vec<u64>>>,
+    /// Document of each shard in the snapshot, by shard key.
+    snapshot_documents: Arc<HashMap<String, String>>,
     /// Snapshot keys whose document was deleted or replaced since the snapshot.
     hidden_keys: HashSet<u64>,
     fresh: ExactIndex,
@@ -113,17 +119,39 @@ impl SearchEngine {
         dims: usize,
         previous: Option<&SearchEngine>,
     ) -> Result<SearchEngine, SearchError> {
-        let manifest = snapshot::current_manifest(store, layout).await?;
-        let reusable = previous.filter(|previous| {
-            previous.searcher.is_some()
-                && previous.manifest.as_ref().map(|old| &old.snapshot_id) == manifest.as_ref().map(|new| &new.snapshot_id)
+        // While the same snapshot stays current, everything derived from it is reused.
+        let pointer = snapshot::current_pointer(store, layout).await?;
+        let same_snapshot = previous.filter(|previous| {
+            previous.manifest.as_ref().map(|old| &old.snapshot_id) == pointer.as_ref().map(|new| &new.snapshot_id)
         });
-        let (searcher, keymap) = match (&manifest, reusable) {
-            (Some(_), Some(previous)) => (previous.searcher.clone(), previous.keymap.clone()),
+        let manifest: Option<Arc<Manifest>> = match (&pointer, same_snapshot) {
+            (None, _) => None,
+            (Some(_), Some(previous)) => previous.manifest.clone(),
+            (Some(pointer), None) => Some(Arc::new(snapshot::read_json(store, &pointer.manifest).await?)),
+        };
+        let snapshot_documents = match same_snapshot {
+            Some(previous) => previous.snapshot_documents.clone(),
+            None => Arc::new(
+                manifest
+                    .iter()
+                    .flat_map(|manifest| manifest.shards.iter().map(|shard| (shard.key.clone(), shard.document.clone())))
+                    .collect(),
+            ),
+        };
+        let reusable = same_snapshot.filter(|previous| previous.searcher.is_some());
+        let (searcher, keymap, document_keys, hash_keys) = match (manifest.as_deref(), reusable) {
+            (Some(_), Some(previous)) => (
+                previous.searcher.clone(),
+                previous.keymap.clone(),
+                previous.document_keys.clone(),
+                previous.hash_keys.clone(),
+            ),
             (Some(manifest), None) if manifest.model_id == model_id => {
                 let (parts, keymap) = snapshot::open_parts(store, manifest).await?;
                 let searcher = Searcher::new(manifest.dims, parts, manifest.options.expansion_search)?;
-                (Some(Arc::new(searcher)), Arc::new(keymap))
+                let document_keys = keys_by_document(&keymap);
+                let hash_keys = keys_by_hash(&document_keys);
+                (Some(Arc::new(searcher)), Arc::new(keymap), Arc::new(document_keys), Arc::new(hash_keys))
             }
             (Some(manifest), None) => {
                 tracing::warn!(
@@ -132,32 +160,29 @@ impl SearchEngine {
                     model = %model_id,
                     "the current snapshot was built with another model; searching newer shards only"
                 );
-                (None, Arc::new(Vec::new()))
+                (None, Arc::new(Vec::new()), Arc::new(HashMap::new()), Arc::new(HashMap::new()))
             }
-            (None, _) => (None, Arc::new(Vec::new())),
+            (None, _) => (None, Arc::new(Vec::new()), Arc::new(HashMap::new()), Arc::new(HashMap::new())),
         };
 
-        let in_snapshot: HashSet<&str> = manifest
-            .iter()
-            .flat_map(|manifest| manifest.shards.iter().map(|shard| shard.key.as_str()))
-            .collect();
         let groups = live::list_shards(store, layout).await?;
-        let current_entries = live::current_entries(&groups);
+        let current_entries: Vec<ShardEntry> = live::resolve_current(layout, &groups, manifest.as_deref()).into_values().collect();
+        let in_snapshot = |entry: &ShardEntry| snapshot_documents.contains_key(&entry.key);
         let newer: Vec<ShardEntry> = current_entries
             .iter()
-            .filter(|entry| !entry.tombstone && !in_snapshot.contains(entry.key.as_str()))
+            .filter(|entry| !entry.tombstone && !in_snapshot(entry))
             .cloned()
             .collect();
         let changed_hashes: HashSet<&str> = current_entries
             .iter()
-            .filter(|entry| !in_snapshot.contains(entry.key.as_str()))
+            .filter(|entry| !in_snapshot(entry))
             .map(|entry| entry.document_hash.as_str())
             .collect();
-        let hidden_keys = keymap
+        let hidden_keys: HashSet<u64> = changed_hashes
             .iter()
-            .enumerate()
-            .filter(|(_, page)| changed_hashes.contains(document_hash(&page.document).as_str()))
-            .map(|(key, _)| key as u64)
+            .filter_map(|hash| hash_keys.get(*hash))
+            .flatten()
+            .copied()
             .collect();
 
         let mut fresh = ExactIndex::new(dims)?;
@@ -181,6 +206,9 @@ impl SearchEngine {
             manifest,
             searcher,
             keymap,
+            document_keys,
+            hash_keys,
+            snapshot_documents,
             hidden_keys,
             fresh,
             fresh_pages,
@@ -194,7 +222,7 @@ impl SearchEngine {
     }
 
     pub fn manifest(&self) -> Option<&Manifest> {
-        self.manifest.as_ref()
+        self.manifest.as_deref()
     }
 
     pub fn dims(&self) -> usize {
@@ -297,6 +325,11 @@ impl SearchEngine {
 
     /// Reads the stored embeddings of a document's pages (all pages, or
     /// one), in page order, as query vectors.
+    ///
+    /// A document whose current version is in the snapshot is read from the
+    /// index parts, because compaction may have pruned its shard file. With
+    /// f16 parts its vectors come back within f16 rounding. Newer documents
+    /// are read from their shard file.
     pub async fn document_vectors(&self, store: &Store, document: &str, page: Option<u32>) -> Result<Vec<Vec<f32>>, SearchError> {
         let unknown = || SearchError::UnknownDocument {
             document: document.to_owned(),
@@ -304,6 +337,12 @@ impl SearchEngine {
         let entry = self.current.get(&document_hash(document)).ok_or_else(unknown)?;
         if entry.tombstone {
             return Err(unknown());
+        }
+        if let (Some(searcher), Some(snapshot_document)) = (&self.searcher, self.snapshot_documents.get(&entry.key)) {
+            if snapshot_document != document {
+                return Err(unknown());
+            }
+            return self.indexed_vectors(searcher, document, page);
         }
         let shard = live::load_entries(store, vec![entry.clone()]).await?.pop().ok_or_else(unknown)?;
         if shard.rows.iter().all(|row| row.document != document) {
@@ -328,6 +367,58 @@ impl SearchEngine {
         }
         Ok(vectors)
     }
+}
+
+impl SearchEngine {
+    /// Reads a snapshot document's page vectors from the index parts.
+    fn indexed_vectors(&self, searcher: &Searcher, document: &str, page: Option<u32>) -> Result<Vec<Vec<f32>>, SearchError> {
+        let pages = self.document_keys.get(document).map(Vec::as_slice).unwrap_or_default();
+        let selected: Vec<&(u32, u64)> = match page {
+            Some(number) => {
+                let found: Vec<_> = pages.iter().filter(|(page, _)| *page == number).collect();
+                if found.is_empty() {
+                    return Err(SearchError::UnknownPage {
+                        document: document.to_owned(),
+                        page: number,
+                        available: describe_pages(pages.iter().map(|(page, _)| *page)),
+                    });
+                }
+                found
+            }
+            None => pages.iter().collect(),
+        };
+        let mut vectors = Vec::with_capacity(selected.len());
+        for (_, key) in selected {
+            vectors.extend(searcher.vector(*key)?);
+        }
+        if vectors.is_empty() {
+            return Err(SearchError::NoEmbeddedPages {
+                document: document.to_owned(),
+            });
+        }
+        Ok(vectors)
+    }
+}
+
+/// Groups the snapshot's index keys by document hash.
+fn keys_by_hash(document_keys: &HashMap<String, Vec<(u32, u64)>>) -> HashMap<String, Vec<u64>> {
+    let mut keys: HashMap<String, Vec<u64>> = HashMap::new();
+    for (document, pages) in document_keys {
+        keys.entry(document_hash(document)).or_default().extend(pages.iter().map(|(_, key)| *key));
+    }
+    keys
+}
+
+/// Groups the snapshot's index keys by document, in page order.
+fn keys_by_document(keymap: &[PageRef]) -> HashMap<String, Vec<(u32, u64)>> {
+    let mut keys: HashMap<String, Vec<(u32, u64)>> = HashMap::new();
+    for (key, page) in keymap.iter().enumerate() {
+        keys.entry(page.document.clone()).or_default().push((page.page, key as u64));
+    }
+    for pages in keys.values_mut() {
+        pages.sort_unstable();
+    }
+    keys
 }
 
 fn describe_pages(pages: impl Iterator<Item = u32>) -> String {

@@ -37,7 +37,7 @@ pub struct Status {
 pub async fn status(store: &Store, layout: &Layout) -> Result<Status, SnapshotError> {
     let manifest = snapshot::current_manifest(store, layout).await?;
     let groups = live::list_shards(store, layout).await?;
-    let current = live::current_entries(&groups);
+    let current: Vec<live::ShardEntry> = live::resolve_current(layout, &groups, manifest.as_ref()).into_values().collect();
     let in_snapshot: HashSet<&str> = manifest
         .iter()
         .flat_map(|manifest| manifest.shards.iter().map(|shard| shard.key.as_str()))
