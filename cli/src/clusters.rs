@@ -10,7 +10,7 @@ use folio_store::Store;
 #[derive(Args, Default)]
 pub struct ClusterArgs {
     /// Number of clusters; default: chosen by silhouette score between --min-k and --max-k.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub k: Option<usize>,
     /// Smallest k tried when choosing by silhouette.
     #[arg(long, default_value_t = 2)]
@@ -19,31 +19,62 @@ pub struct ClusterArgs {
     #[arg(long, default_value_t = 12)]
     pub max_k: usize,
     /// k-means restarts (k-means++ seeding); the run with the lowest inertia is kept.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub n_init: usize,
     /// Seed for sampling and k-means++; the same input and seed give the same summary.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Cosine similarity at or above which two pages count as near-duplicates
+    /// (default: the library's measured default).
+    #[arg(long, value_parser = parse_threshold)]
+    pub near_duplicate_threshold: Option<f32>,
     /// Print the summary JSON instead of text.
     #[arg(long)]
     pub json: bool,
 }
 
+fn parse_threshold(text: &str) -> Result<f32, String> {
+    let value: f32 = text.parse().map_err(|_| format!("{text:?} is not a number"))?;
+    if value > 0.0 && value <= 1.0 {
+        Ok(value)
+    } else {
+        Err(format!("{value} is outside (0, 1], the useful range of cosine similarity"))
+    }
+}
+
 pub async fn run(store: &Store, layout: &Layout, args: &ClusterArgs) -> anyhow::Result<()> {
     let identity = folio_model::identity();
     let mut params = ClusterParams {
-        n_init: args.n_init.max(1),
+        n_init: args.n_init,
         seed: args.seed,
         ..ClusterParams::default()
     };
+    if let Some(threshold) = args.near_duplicate_threshold {
+        params.near_duplicate_threshold = threshold;
+    }
     params.k = match args.k {
         Some(k) => KChoice::Given { k },
-        None => KChoice::Silhouette {
-            min: args.min_k.max(2),
-            max: args.max_k.max(args.min_k.max(2)),
-        },
+        None => {
+            anyhow::ensure!(args.min_k >= 2, "--min-k {} is invalid: the silhouette score needs at least 2 clusters", args.min_k);
+            anyhow::ensure!(
+                args.min_k <= args.max_k,
+                "--min-k {} is larger than --max-k {}; give a range such as --min-k 2 --max-k 12",
+                args.min_k,
+                args.max_k
+            );
+            KChoice::Silhouette {
+                min: args.min_k,
+                max: args.max_k,
+            }
+        }
     };
     let sources = crate::ingest::read_sources(store).await;
+    for folder in sources.iter().filter(|folder| !folder.is_dir()) {
+        eprintln!(
+            "warning: scan folder {} (recorded by `folio ingest`) no longer exists, so contact sheets will lack its pages; ingest it again from its new place",
+            folder.display()
+        );
+    }
     let scans = if sources.is_empty() { ScanSource::Store } else { ScanSource::Folders(sources) };
     let (summary, latest) = folio_pipeline::clusters::build_clusters(store, layout, &identity.to_string(), &params, &scans)
         .await
@@ -89,6 +120,25 @@ fn print_summary(summary: &ClusterSummary) {
             cluster.medoid.document,
             cluster.medoid.page
         );
+    }
+    let near = &summary.near_duplicates;
+    if near.computed {
+        let pages: usize = near.groups.iter().map(Vec::len).sum();
+        println!(
+            "near-duplicates (cosine >= {}, {}): {} groups, {} pages",
+            near.threshold,
+            near.scope,
+            near.groups.len(),
+            pages
+        );
+        for group in near.groups.iter().take(5) {
+            let members: Vec<String> = group.iter().take(4).map(|page| format!("{} p{}", page.document, page.page)).collect();
+            let more = group.len().saturating_sub(members.len());
+            let suffix = if more > 0 { format!(" and {more} more") } else { String::new() };
+            println!("  {}{}", members.join(", "), suffix);
+        }
+    } else {
+        println!("near-duplicates: not computed (more pages than the search allows)");
     }
     if let Some(drift) = &summary.drift {
         println!("since the previous summary: {}", serde_json::to_string(drift).unwrap_or_default());

@@ -1,8 +1,15 @@
 //! Benchmark of PCA + k-means, run by `bench/clusters/run.sh` beside scikit-learn.
 //!
-//! `bench_clusters generate ROWS PATH` writes synthetic clustered page vectors as a `.npy`
-//! file. `bench_clusters fit PATH K N_INIT` reads that file and runs PCA (0.98 of variance)
-//! and k-means. It prints one JSON line with stage timings and peak memory (VmHWM).
+//! - `bench_clusters generate ROWS PATH` writes synthetic clustered page vectors as a `.npy`
+//!   file.
+//! - `bench_clusters fit PATH K N_INIT` reads that file and runs PCA (0.98 of variance) and
+//!   k-means on every row. It prints one JSON line with stage timings and peak memory (VmHWM).
+//! - `bench_clusters summarise PATH` reads that file and runs `summarise` with the default
+//!   parameters (the ones the indexer uses: sampling above 50 000 pages, k by silhouette). It
+//!   prints one JSON line with the time, the peak memory and what the summary records about
+//!   sampling.
+//! - `bench_clusters map ROWS K PATH` generates ROWS vectors in memory, summarises them with
+//!   k = K and writes the map PNG to PATH, to look at the map at a given page count.
 //!
 //! The vectors start from 16 random unit centres in 2048 dimensions. Each row adds a
 //! variation in a fixed random 64-dimensional subspace (N(0, 0.05²) per latent coordinate)
@@ -11,6 +18,7 @@
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::time::Instant;
 
+use folio_clusters::{ClusterParams, KChoice, PageRef, SummaryIds, map_png, summarise};
 use ndarray::{Array2, Axis};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -29,19 +37,33 @@ fn main() {
             let rows: usize = args[2].parse().expect("ROWS must be a positive integer");
             generate(rows, &args[3]);
         }
+        Some("summarise") if args.len() == 3 => summarise_file(&args[2]),
+        Some("map") if args.len() == 5 => {
+            let rows: usize = args[2].parse().expect("ROWS must be a positive integer");
+            let k: usize = args[3].parse().expect("K must be a positive integer");
+            draw_map(rows, k, &args[4]);
+        }
         Some("fit") if args.len() == 5 => {
             let k: usize = args[3].parse().expect("K must be a positive integer");
             let n_init: usize = args[4].parse().expect("N_INIT must be a positive integer");
             fit(&args[2], k, n_init);
         }
         _ => {
-            eprintln!("usage: bench_clusters generate ROWS PATH | bench_clusters fit PATH K N_INIT");
+            eprintln!(
+                "usage: bench_clusters generate ROWS PATH | fit PATH K N_INIT | summarise PATH | map ROWS K PATH"
+            );
             std::process::exit(2);
         }
     }
 }
 
 fn generate(rows: usize, path: &str) {
+    let vectors = synthetic_vectors(rows);
+    write_npy(path, &vectors);
+    println!("wrote {rows} x {DIMS} f32 to {path}");
+}
+
+fn synthetic_vectors(rows: usize) -> Array2<f32> {
     let mut rng = ChaCha8Rng::seed_from_u64(2026);
     let standard = Normal::new(0.0_f32, 1.0).unwrap();
     let random_matrix = |rows, cols, rng: &mut ChaCha8Rng| {
@@ -66,8 +88,52 @@ fn generate(rows: usize, path: &str) {
         let norm = vector.dot(&vector).sqrt();
         vector /= norm;
     }
-    write_npy(path, &vectors);
-    println!("wrote {rows} x {DIMS} f32 to {path}");
+    vectors
+}
+
+/// Document keys as long as real ones, three pages per document.
+fn synthetic_pages(rows: usize) -> Vec<PageRef> {
+    (0..rows).map(|row| PageRef::new(format!("bench/2026/12/document-{:08}.tif", row / 3), (row % 3) as u32 + 1)).collect()
+}
+
+fn summarise_file(path: &str) {
+    let start = Instant::now();
+    let vectors = read_npy(path);
+    let pages = synthetic_pages(vectors.nrows());
+    let load_seconds = start.elapsed().as_secs_f64();
+    let loaded_mib = peak_memory_mib();
+
+    let start = Instant::now();
+    let ids = SummaryIds { model_id: "synthetic".into(), snapshot_id: "bench".into() };
+    let run = summarise(&pages, vectors.view(), &ClusterParams::default(), &ids)
+        .unwrap_or_else(|error| panic!("summarise failed: {error}"));
+    let summarise_seconds = start.elapsed().as_secs_f64();
+    let summary = &run.summary;
+    println!(
+        "{{\"impl\": \"folio-clusters summarise\", \"rows\": {}, \"load_s\": {:.3}, \"summarise_s\": {:.3}, \"peak_after_load_mib\": {:.0}, \"peak_mib\": {:.0}, \"sampled\": {}, \"sample_size\": {}, \"k\": {}, \"pca_dims\": {}, \"silhouette\": {:.4}, \"near_duplicates_computed\": {}}}",
+        vectors.nrows(),
+        load_seconds,
+        summarise_seconds,
+        loaded_mib,
+        peak_memory_mib(),
+        summary.sampled,
+        summary.sample_size,
+        summary.parameters.k,
+        summary.parameters.pca_dims,
+        summary.silhouette.overall,
+        summary.near_duplicates.computed
+    );
+}
+
+fn draw_map(rows: usize, k: usize, path: &str) {
+    let vectors = synthetic_vectors(rows);
+    let pages = synthetic_pages(rows);
+    let params = ClusterParams { k: KChoice::Given { k }, ..ClusterParams::default() };
+    let ids = SummaryIds { model_id: "synthetic".into(), snapshot_id: "bench".into() };
+    let run = summarise(&pages, vectors.view(), &params, &ids).unwrap_or_else(|error| panic!("summarise failed: {error}"));
+    let png = map_png(&run.summary, &run.map_points).unwrap_or_else(|error| panic!("map failed: {error}"));
+    std::fs::write(path, png).unwrap_or_else(|error| panic!("cannot write {path}: {error}"));
+    println!("wrote the map of {rows} pages in {} clusters to {path}", run.summary.clusters.len());
 }
 
 fn fit(path: &str, k: usize, n_init: usize) {

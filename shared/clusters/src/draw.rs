@@ -1,4 +1,5 @@
-//! Pictures: a contact sheet of a cluster's most typical pages and a 2-D map of all pages.
+//! Contact sheets of a cluster's most typical pages, and the text and PNG helpers that the
+//! map in `map.rs` shares.
 //!
 //! Text is drawn with the public-domain 8x8 bitmap font of `font8x8`, so no system font is
 //! needed and the output does not depend on the machine.
@@ -6,13 +7,12 @@
 use std::io::Cursor;
 
 use image::imageops::{FilterType, resize};
-use image::{GrayImage, ImageFormat, Luma, Rgb, RgbImage};
+use image::{GrayImage, ImageFormat, Luma, RgbImage};
 
-use crate::cluster::MapPoint;
 use crate::error::ClusterError;
-use crate::summary::{ClusterInfo, ClusterSummary};
+use crate::summary::ClusterInfo;
 
-const GLYPH_SIZE: u32 = 8;
+pub(crate) const GLYPH_SIZE: u32 = 8;
 
 /// Grid of a contact sheet, in pixels per cell.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,24 +31,9 @@ impl Default for SheetLayout {
     }
 }
 
-/// Size of a map image in pixels.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MapLayout {
-    /// Side of the square plot area.
-    pub plot_size: u32,
-    /// Width of the legend column right of the plot.
-    pub legend_width: u32,
-}
-
-impl Default for MapLayout {
-    fn default() -> Self {
-        Self { plot_size: 700, legend_width: 220 }
-    }
-}
-
-const MARGIN: u32 = 8;
+pub(crate) const MARGIN: u32 = 8;
 const CAPTION_HEIGHT: u32 = GLYPH_SIZE + 6;
-const HEADER_HEIGHT: u32 = GLYPH_SIZE + 12;
+pub(crate) const HEADER_HEIGHT: u32 = GLYPH_SIZE + 12;
 
 /// Returns the pixel size of the contact sheet that [`contact_sheet_with`] draws with
 /// `layout`. The size does not depend on how many pages the cluster has.
@@ -141,7 +126,7 @@ fn draw_missing(sheet: &mut GrayImage, left: u32, top: u32, width: u32, height: 
     }
 }
 
-fn draw_rectangle_outline<P: image::Pixel>(
+pub(crate) fn draw_rectangle_outline<P: image::Pixel>(
     sheet: &mut image::ImageBuffer<P, Vec<P::Subpixel>>,
     left: u32,
     top: u32,
@@ -159,111 +144,9 @@ fn draw_rectangle_outline<P: image::Pixel>(
     }
 }
 
-/// Returns the pixel size of the map that [`map_png_with`] draws with `layout`.
-pub fn map_size(layout: &MapLayout) -> (u32, u32) {
-    (layout.plot_size + layout.legend_width + 3 * MARGIN, layout.plot_size + HEADER_HEIGHT + 2 * MARGIN)
-}
-
-/// Draws every page at its first two principal components, coloured by cluster, with a
-/// legend, using the default [`MapLayout`]. Returns PNG bytes.
-pub fn map_png(summary: &ClusterSummary, points: &[MapPoint]) -> Result<Vec<u8>, ClusterError> {
-    map_png_with(summary, points, &MapLayout::default())
-}
-
-/// Draws the map with `layout`; `points` are the ones returned with `summary`.
-pub fn map_png_with(summary: &ClusterSummary, points: &[MapPoint], layout: &MapLayout) -> Result<Vec<u8>, ClusterError> {
-    if points.len() != summary.page_count {
-        return Err(ClusterError::MapPointCountMismatch { points: points.len(), pages: summary.page_count });
-    }
-    if let Some((index, point)) =
-        points.iter().enumerate().find(|(_, point)| point.cluster as usize >= summary.clusters.len())
-    {
-        return Err(ClusterError::UnknownCluster { index, cluster: point.cluster });
-    }
-
-    let (width, height) = map_size(layout);
-    let mut map = RgbImage::from_pixel(width, height, Rgb([255, 255, 255]));
-    let title = format!("{} pages, {} clusters, PC1 across, PC2 up", summary.page_count, summary.clusters.len());
-    draw_text(&mut map, MARGIN, 6, &title, Rgb([0, 0, 0]));
-
-    let plot_left = MARGIN;
-    let plot_top = HEADER_HEIGHT + MARGIN;
-    let plot = layout.plot_size;
-    draw_rectangle_outline(&mut map, plot_left, plot_top, plot, plot, Rgb([180, 180, 180]));
-
-    let (min_x, max_x) = bounds(points.iter().map(|point| point.x));
-    let (min_y, max_y) = bounds(points.iter().map(|point| point.y));
-    // Keep a 3-pixel border inside the frame so that points at the extremes stay visible.
-    let usable = f64::from(plot.saturating_sub(8).max(1));
-    let scale_x = usable / (max_x - min_x).max(f64::EPSILON);
-    let scale_y = usable / (max_y - min_y).max(f64::EPSILON);
-    for point in points {
-        let x = plot_left + 4 + ((f64::from(point.x) - min_x) * scale_x) as u32;
-        let y = plot_top + 4 + (usable - (f64::from(point.y) - min_y) * scale_y) as u32;
-        let colour = cluster_colour(point.cluster);
-        for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
-            map.put_pixel(x + dx - 1, y + dy - 1, colour);
-        }
-    }
-
-    let legend_left = plot_left + plot + 2 * MARGIN;
-    let row_height = GLYPH_SIZE + 6;
-    let legend_rows = (plot / row_height) as usize;
-    for (row, cluster) in summary.clusters.iter().enumerate() {
-        let top = plot_top + row as u32 * row_height;
-        if row + 1 == legend_rows && summary.clusters.len() > legend_rows {
-            let more = format!("+{} more clusters", summary.clusters.len() - row);
-            draw_text(&mut map, legend_left, top, &more, Rgb([0, 0, 0]));
-            break;
-        }
-        let colour = cluster_colour(cluster.id);
-        for y in top..top + GLYPH_SIZE {
-            for x in legend_left..legend_left + GLYPH_SIZE {
-                map.put_pixel(x, y, colour);
-            }
-        }
-        let label = format!("cluster {}: {} pages", cluster.id, cluster.page_count);
-        draw_text(&mut map, legend_left + GLYPH_SIZE + 6, top, &label, Rgb([0, 0, 0]));
-    }
-    encode_png_rgb(&map)
-}
-
-fn bounds(values: impl Iterator<Item = f32>) -> (f64, f64) {
-    values.fold((f64::INFINITY, f64::NEG_INFINITY), |(low, high), value| {
-        (low.min(f64::from(value)), high.max(f64::from(value)))
-    })
-}
-
-/// Colour of a cluster: the 20 colours of matplotlib's `tab20` palette reordered so that
-/// neighbouring ids differ strongly, then golden-ratio hues for higher ids.
-pub fn cluster_colour(cluster: u32) -> Rgb<u8> {
-    const PALETTE: [[u8; 3]; 20] = [
-        [31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189],
-        [140, 86, 75], [227, 119, 194], [127, 127, 127], [188, 189, 34], [23, 190, 207],
-        [174, 199, 232], [255, 187, 120], [152, 223, 138], [255, 152, 150], [197, 176, 213],
-        [196, 156, 148], [247, 182, 210], [199, 199, 199], [219, 219, 141], [158, 218, 229],
-    ];
-    if let Some(colour) = PALETTE.get(cluster as usize) {
-        return Rgb(*colour);
-    }
-    let hue = (f64::from(cluster) * 0.618_033_988_75).fract() * 6.0;
-    let sector = hue.floor() as u32;
-    let rising = (hue.fract() * 200.0) as u8 + 30;
-    let falling = 230 - (hue.fract() * 200.0) as u8;
-    let (red, green, blue) = match sector {
-        0 => (230, rising, 30),
-        1 => (falling, 230, 30),
-        2 => (30, 230, rising),
-        3 => (30, falling, 230),
-        4 => (rising, 30, 230),
-        _ => (230, 30, falling),
-    };
-    Rgb([red, green, blue])
-}
-
 /// Draws ASCII text with its top-left corner at (`left`, `top`); other characters are drawn
 /// as `?`, and text past the right edge is clipped.
-fn draw_text<P: image::Pixel>(image: &mut image::ImageBuffer<P, Vec<P::Subpixel>>, left: u32, top: u32, text: &str, colour: P) {
+pub(crate) fn draw_text<P: image::Pixel>(image: &mut image::ImageBuffer<P, Vec<P::Subpixel>>, left: u32, top: u32, text: &str, colour: P) {
     for (index, character) in text.chars().enumerate() {
         let code = if character.is_ascii() && !character.is_ascii_control() { character as usize } else { '?' as usize };
         let glyph = font8x8::legacy::BASIC_LEGACY[code];
@@ -282,13 +165,43 @@ fn draw_text<P: image::Pixel>(image: &mut image::ImageBuffer<P, Vec<P::Subpixel>
     }
 }
 
+/// Draws ASCII text turned 90 degrees counter-clockwise, so it reads from bottom to top, with
+/// the bottom-left corner of its first glyph at (`left`, `bottom`). Text past the top edge
+/// is clipped.
+pub(crate) fn draw_text_up<P: image::Pixel>(
+    image: &mut image::ImageBuffer<P, Vec<P::Subpixel>>,
+    left: u32,
+    bottom: u32,
+    text: &str,
+    colour: P,
+) {
+    for (index, character) in text.chars().enumerate() {
+        let code = if character.is_ascii() && !character.is_ascii_control() { character as usize } else { '?' as usize };
+        let glyph = font8x8::legacy::BASIC_LEGACY[code];
+        let glyph_bottom = i64::from(bottom) - i64::from(index as u32 * GLYPH_SIZE);
+        for (row, bits) in glyph.iter().enumerate() {
+            for column in 0..GLYPH_SIZE {
+                if bits & (1 << column) == 0 {
+                    continue;
+                }
+                // Turning counter-clockwise maps glyph column to height and glyph row to x.
+                let x = i64::from(left) + row as i64;
+                let y = glyph_bottom - i64::from(column);
+                if x >= 0 && y >= 0 && (x as u32) < image.width() && (y as u32) < image.height() {
+                    image.put_pixel(x as u32, y as u32, colour);
+                }
+            }
+        }
+    }
+}
+
 fn encode_png_gray(image: &GrayImage) -> Result<Vec<u8>, ClusterError> {
     let mut bytes = Vec::new();
     image.write_to(&mut Cursor::new(&mut bytes), ImageFormat::Png)?;
     Ok(bytes)
 }
 
-fn encode_png_rgb(image: &RgbImage) -> Result<Vec<u8>, ClusterError> {
+pub(crate) fn encode_png_rgb(image: &RgbImage) -> Result<Vec<u8>, ClusterError> {
     let mut bytes = Vec::new();
     image.write_to(&mut Cursor::new(&mut bytes), ImageFormat::Png)?;
     Ok(bytes)

@@ -43,6 +43,7 @@ mod duplicates;
 mod error;
 mod kmeans;
 mod linalg;
+mod map;
 mod params;
 mod pca;
 mod report;
@@ -50,12 +51,10 @@ mod silhouette;
 mod summary;
 
 pub use cluster::{ClusterRun, MapPoint, SummaryIds, summarise};
-pub use draw::{
-    MapLayout, SheetLayout, cluster_colour, contact_sheet, contact_sheet_size, contact_sheet_with, map_png,
-    map_png_with, map_size,
-};
+pub use draw::{SheetLayout, contact_sheet, contact_sheet_size, contact_sheet_with};
 pub use drift::{Drift, MIN_MEMBER_OVERLAP, MatchedCluster, UnmatchedCluster, compare};
 pub use error::ClusterError;
+pub use map::{DotStyle, MapLayout, cluster_colour, dot_style, map_plot_origin, map_png, map_png_with, map_size};
 pub use params::{ClusterParams, KChoice};
 pub use report::{ReportPictures, report_html};
 pub use summary::{

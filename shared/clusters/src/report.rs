@@ -18,8 +18,12 @@ pub struct ReportPictures {
 const MAX_LISTED_DUPLICATE_GROUPS: usize = 50;
 
 /// Builds one self-contained HTML page with the summary tables and `<img>` links to the
-/// pictures. It uses no script, no external style sheet and no absolute URL, so it opens
+/// pictures. It uses no external script or style sheet and no absolute URL, so it opens
 /// from a local folder or from S3 without a server. Every text from the summary is escaped.
+///
+/// A short inline script runs when the page has loaded. It writes the number of loaded and
+/// broken images into the `data-loaded` and `data-broken` attributes of the element with id
+/// `image-status`, and puts a visible "image missing: NAME" note under each broken image.
 pub fn report_html(summary: &ClusterSummary, pictures: &ReportPictures) -> String {
     let mut html = String::new();
     let title = format!("Clusters of snapshot {}", summary.snapshot_id);
@@ -50,7 +54,10 @@ pub fn report_html(summary: &ClusterSummary, pictures: &ReportPictures) -> Strin
         (
             "Fitted on",
             if summary.sampled {
-                format!("a seeded sample of {} pages", summary.sample_size)
+                format!(
+                    "a seeded sample of {} of {} pages; every page was then assigned to its nearest centroid",
+                    summary.sample_size, summary.page_count
+                )
             } else {
                 "all pages".to_string()
             },
@@ -122,6 +129,7 @@ pub fn report_html(summary: &ClusterSummary, pictures: &ReportPictures) -> Strin
 
     write_duplicates(&mut html, summary);
     write_drift(&mut html, summary);
+    let _ = writeln!(html, "<p id=\"image-status\" class=\"image-status\"></p>\n<script>\n{IMAGE_CHECK}</script>");
     let _ = writeln!(html, "</body>\n</html>");
     html
 }
@@ -230,9 +238,37 @@ fn escape(text: &str) -> String {
     escaped
 }
 
+/// Counts loaded and broken images once every image has finished, because `load` fires on
+/// `window` only after each `<img>` has loaded or failed. A browser without script shows the
+/// report unchanged, without the count.
+const IMAGE_CHECK: &str = r#"window.addEventListener("load", function () {
+  var images = document.images;
+  var loaded = 0;
+  var broken = 0;
+  for (var i = 0; i < images.length; i++) {
+    var image = images[i];
+    if (image.complete && image.naturalWidth > 0) {
+      loaded++;
+      continue;
+    }
+    broken++;
+    var note = document.createElement("p");
+    note.className = "image-missing";
+    note.textContent = "image missing: " + decodeURIComponent(image.getAttribute("src"));
+    image.parentNode.insertBefore(note, image.nextSibling);
+  }
+  var status = document.getElementById("image-status");
+  status.setAttribute("data-loaded", loaded);
+  status.setAttribute("data-broken", broken);
+  status.textContent = loaded + " of " + images.length + " images loaded" + (broken > 0 ? ", " + broken + " missing" : "");
+});
+"#;
+
 const STYLE: &str = "body { font-family: sans-serif; margin: 2em; color: #222; }
 table { border-collapse: collapse; margin-bottom: 1.5em; }
 th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }
 th { background: #f3f3f3; }
 img { max-width: 100%; border: 1px solid #ddd; }
+.image-missing { color: #b00; font-weight: bold; }
+.image-status { color: #666; font-size: 0.9em; }
 ";

@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 
 use common::{blobs, four_blobs, fresh_folder};
 use folio_clusters::{
-    ClusterError, ClusterParams, KChoice, MapLayout, ReportPictures, SheetLayout, SummaryIds, cluster_colour,
-    contact_sheet, contact_sheet_size, contact_sheet_with, map_png, map_png_with, map_size, report_html, summarise,
+    ClusterError, ClusterParams, DotStyle, KChoice, MapLayout, ReportPictures, SheetLayout, SummaryIds,
+    cluster_colour, contact_sheet, contact_sheet_size, contact_sheet_with, dot_style, map_plot_origin, map_png,
+    map_png_with, map_size, report_html, summarise,
 };
 use image::{GrayImage, Luma};
 
@@ -69,15 +70,40 @@ fn map_png_decodes_with_cluster_colours() {
     assert_eq!((rgb.width(), rgb.height()), map_size(&MapLayout::default()));
     // Look only inside the plot, left of the legend, which shows every colour anyway.
     let layout = MapLayout::default();
-    let plot_right = 8 + layout.plot_size;
+    let (plot_left, plot_top) = map_plot_origin();
+    let plot_right = plot_left + layout.plot_size;
+    let inside_plot = |x: u32, y: u32| x > plot_left && x < plot_right && y > plot_top && y < plot_top + layout.plot_size;
     for cluster in &run.summary.clusters {
         let colour = cluster_colour(cluster.id);
-        let plotted = rgb.enumerate_pixels().any(|(x, _, pixel)| x < plot_right && *pixel == colour);
-        assert!(plotted, "no point of cluster {} in the plot", cluster.id);
+        let plotted = rgb.enumerate_pixels().filter(|(x, y, pixel)| inside_plot(*x, *y) && **pixel == colour).count();
+        // 180 pages in a 700-pixel plot get opaque dots of radius 5, about 90 pixels each.
+        assert!(plotted >= 49, "only {plotted} pixels of cluster {} in the plot", cluster.id);
     }
-    let legend_label_left = plot_right + 16;
-    let legend_has_text = rgb.enumerate_pixels().any(|(x, _, pixel)| x > legend_label_left && *pixel == image::Rgb([0, 0, 0]));
+
+    let black = image::Rgb([0, 0, 0]);
+    let legend_has_text = rgb.enumerate_pixels().any(|(x, _, pixel)| x > plot_right + 32 && *pixel == black);
     assert!(legend_has_text, "legend has no text");
+    let y_axis_has_text = rgb.enumerate_pixels().any(|(x, y, pixel)| x < plot_left && y > plot_top && *pixel == black);
+    assert!(y_axis_has_text, "the PC2 axis has no label");
+    let below_plot = plot_top + layout.plot_size + 4;
+    let x_axis_has_text = rgb.enumerate_pixels().any(|(x, y, pixel)| x < plot_right && y > below_plot && *pixel == black);
+    assert!(x_axis_has_text, "the PC1 axis has no label");
+}
+
+#[test]
+fn dot_style_shrinks_with_page_count() {
+    let few = dot_style(200, 700);
+    let many = dot_style(100_000, 700);
+    assert_eq!(few, DotStyle { radius: 5, opacity: 1.0 });
+    assert_eq!(many.radius, 1);
+    assert!(many.opacity < 0.5, "opacity {} at 100 000 pages", many.opacity);
+    assert!(many.opacity >= 0.25);
+    for pages in [1, 10, 1_000, 10_000, 1_000_000] {
+        let style = dot_style(pages, 700);
+        assert!((1..=5).contains(&style.radius), "radius {} at {pages} pages", style.radius);
+        assert!(style.opacity > 0.0, "opacity {} at {pages} pages", style.opacity);
+        assert!(style.opacity <= 1.0, "opacity {} at {pages} pages", style.opacity);
+    }
 }
 
 #[test]
@@ -123,13 +149,31 @@ fn report_html_references_only_existing_files() {
         assert!(path.is_file(), "referenced file missing: {}", path.display());
     }
 
-    // The snapshot id is escaped, and the page has no external assets.
+    // The snapshot id is escaped, and the page has no external assets: its only script is
+    // the inline image check.
     assert!(html.contains("snap &lt;1&gt; &amp; &quot;quoted&quot;"));
-    assert!(!html.contains("<script"));
+    assert_eq!(html.matches("<script").count(), 1);
+    assert!(html.contains("<script>\n"), "the image check must be inline");
+    assert!(html.contains("id=\"image-status\""));
     assert!(!html.contains("http"));
     for cluster in &run.summary.clusters {
         assert!(html.contains(&format!("id=\"cluster-{}\"", cluster.id)));
     }
+}
+
+#[test]
+fn report_html_states_sampled_fit() {
+    let (pages, vectors, _) = blobs(&four_blobs(), 64, 0.05, 22);
+    let params = ClusterParams { k: KChoice::Given { k: 4 }, sample_size_limit: 60, ..ClusterParams::default() };
+    let ids = SummaryIds { model_id: "bit".into(), snapshot_id: "sampled".into() };
+    let run = summarise(&pages, vectors.view(), &params, &ids).unwrap();
+    let html = report_html(&run.summary, &ReportPictures::default());
+
+    assert!(run.summary.sampled);
+    assert!(
+        html.contains("a seeded sample of 60 of 180 pages; every page was then assigned to its nearest centroid"),
+        "the report does not state the sampled fit"
+    );
 }
 
 fn attribute_values(html: &str, prefix: &str) -> Vec<String> {

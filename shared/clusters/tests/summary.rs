@@ -170,7 +170,7 @@ fn near_duplicates_grouped_within_threshold() {
     let duplicates = &summary.near_duplicates;
 
     assert!(duplicates.computed);
-    assert_eq!(duplicates.threshold, 0.98);
+    assert_eq!(duplicates.threshold, 0.95);
     assert_eq!(duplicates.groups.len(), 2, "groups: {:?}", duplicates.groups);
     assert_eq!(duplicates.groups[0].len(), 4);
     assert!(duplicates.groups[0].contains(&pages[0]));

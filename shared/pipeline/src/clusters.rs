@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use folio_clusters::{ClusterParams, ClusterSummary, PageRef, ReportPictures, SheetLayout, SummaryIds};
+use folio_shard::PageStatus;
 use folio_store::{PutMode, Store, StoreError};
 use image::GrayImage;
 
@@ -66,20 +67,7 @@ pub async fn build_clusters(
     params: &ClusterParams,
     scans: &ScanSource,
 ) -> Result<(ClusterSummary, LatestClusters), ClustersError> {
-    let shards = live::load_live(store, layout).await?;
-    let mut pages = Vec::new();
-    let mut values = Vec::new();
-    let mut dims = 0;
-    for shard in shards.iter().filter(|shard| shard.meta.model_id == model_id) {
-        dims = shard.meta.dims;
-        for row in shard.embedded() {
-            if let Some(vector) = &row.embedding {
-                pages.push(PageRef::new(row.document.clone(), row.page));
-                values.extend_from_slice(vector);
-            }
-        }
-    }
-    drop(shards);
+    let (pages, values, dims) = gather_vectors(store, layout, model_id).await?;
     if pages.is_empty() {
         return Err(ClustersError::NoPages {
             model_id: model_id.to_owned(),
@@ -143,6 +131,68 @@ pub async fn build_clusters(
         .put(&format!("{}latest.json", layout.clusters), pointer.into(), PutMode::Overwrite)
         .await?;
     Ok((summary, latest))
+}
+
+/// Copies the live vectors of `model_id` into one row-major buffer, with one page reference
+/// per row, sorted by document key and page so that compaction does not change the order.
+///
+/// Each shard is dropped after its rows are copied, so memory contains the buffer plus the few
+/// shards being read (or one segment). The buffer grows by reallocation, which glibc does with
+/// `mremap` for buffers this large, so growth does not copy the vectors.
+async fn gather_vectors(store: &Store, layout: &Layout, model_id: &str) -> Result<(Vec<PageRef>, Vec<f32>, usize), ClustersError> {
+    let manifest = snapshot::current_manifest(store, layout).await?;
+    let mut pages = Vec::new();
+    let mut values = Vec::new();
+    let mut dims = 0;
+    live::visit_current(store, layout, manifest.as_ref(), |shard| {
+        if shard.meta.model_id != model_id {
+            return;
+        }
+        dims = shard.meta.dims;
+        for row in shard.rows {
+            if row.status != PageStatus::Embedded {
+                continue;
+            }
+            if let Some(vector) = row.embedding.filter(|vector| vector.len() == dims) {
+                pages.push(PageRef::new(row.document, row.page));
+                values.extend_from_slice(&vector);
+            }
+        }
+    })
+    .await?;
+    sort_rows(&mut pages, &mut values, dims);
+    Ok((pages, values, dims))
+}
+
+/// Sorts `pages` by document and page and moves the rows of `values` with them, in place,
+/// with one spare row: the buffer may be most of the function's memory.
+fn sort_rows(pages: &mut Vec<PageRef>, values: &mut [f32], dims: usize) {
+    let mut order: Vec<usize> = (0..pages.len()).collect();
+    order.sort_by(|&a, &b| (&pages[a].document, pages[a].page).cmp(&(&pages[b].document, pages[b].page)));
+    *pages = order.iter().map(|&source| pages[source].clone()).collect();
+    if dims == 0 {
+        return;
+    }
+    // Row `target` receives row `order[target]`. Each cycle of the permutation is followed once.
+    let mut placed = vec![false; order.len()];
+    let mut spare = vec![0.0f32; dims];
+    for start in 0..order.len() {
+        if placed[start] || order[start] == start {
+            continue;
+        }
+        spare.copy_from_slice(&values[start * dims..(start + 1) * dims]);
+        let mut target = start;
+        loop {
+            placed[target] = true;
+            let source = order[target];
+            if source == start {
+                values[target * dims..(target + 1) * dims].copy_from_slice(&spare);
+                break;
+            }
+            values.copy_within(source * dims..(source + 1) * dims, target * dims);
+            target = source;
+        }
+    }
 }
 
 /// Reads the newest summary, if any.
@@ -212,4 +262,28 @@ fn thumbnails_of(document: &str, bytes: bytes::Bytes, wanted: &HashSet<u32>) -> 
         }
     }
     found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sort_rows_moves_vectors_with_pages() {
+        let mut pages = vec![
+            PageRef::new("c.tif", 1),
+            PageRef::new("a.tif", 2),
+            PageRef::new("b.tif", 1),
+            PageRef::new("a.tif", 1),
+        ];
+        // Each row is filled with a value that names its page.
+        let mut values = vec![3.1, 3.1, 1.2, 1.2, 2.1, 2.1, 1.1, 1.1];
+        sort_rows(&mut pages, &mut values, 2);
+        let order: Vec<(String, u32)> = pages.iter().map(|page| (page.document.clone(), page.page)).collect();
+        assert_eq!(
+            order,
+            vec![("a.tif".into(), 1), ("a.tif".into(), 2), ("b.tif".into(), 1), ("c.tif".into(), 1)]
+        );
+        assert_eq!(values, vec![1.1, 1.1, 1.2, 1.2, 2.1, 2.1, 3.1, 3.1]);
+    }
 }
