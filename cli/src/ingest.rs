@@ -26,10 +26,10 @@ pub struct IngestArgs {
     #[arg(long)]
     pub jobs: Option<usize>,
     /// Maximum pixels per page (width x height); larger pages are rejected before decoding.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_page_pixels: Option<u64>,
-    /// Maximum pages read from one document.
-    #[arg(long)]
+    /// Maximum pages read from one document (at least 1).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_pages: Option<u32>,
     /// Hide the progress bar.
     #[arg(long)]
@@ -383,10 +383,12 @@ pub async fn read_sources(store: &Store) -> Vec<PathBuf> {
 pub fn delete(runtime: &tokio::runtime::Runtime, store: &Store, layout: &Layout, documents: &[String]) -> anyhow::Result<()> {
     let identity = folio_model::identity();
     let meta = folio_shard::ShardMeta::new(identity.to_string(), identity.dimensions, folio_pipeline::PREPROCESSING);
+    let mut missing = Vec::new();
     for document in documents {
         let latest = runtime.block_on(folio_pipeline::live::latest_entry(store, layout, document))?;
         let Some(latest) = latest.filter(|entry| !entry.tombstone) else {
-            println!("{document}: not in the store, nothing to delete");
+            eprintln!("error: {document}: not found in the store (`folio status` counts the stored documents)");
+            missing.push(document.as_str());
             continue;
         };
         // The tombstone must sort after the live shard: one past its sequencer.
@@ -398,6 +400,9 @@ pub fn delete(runtime: &tokio::runtime::Runtime, store: &Store, layout: &Layout,
         };
         runtime.block_on(ingest::record_deletion(store, layout, &meta, &version))?;
         println!("{document}: deleted");
+    }
+    if !missing.is_empty() {
+        anyhow::bail!("{} of {} documents not found, nothing deleted for: {}", missing.len(), documents.len(), missing.join(", "));
     }
     Ok(())
 }

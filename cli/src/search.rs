@@ -57,21 +57,34 @@ impl SearchArgs {
 pub fn embed_query_file(embedder: &dyn PageEmbedder, path: &std::path::Path, page: Option<u32>) -> anyhow::Result<Vec<Vec<f32>>> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let name = path.display().to_string();
-    let pages = folio_pages::open(&name, bytes.into(), &folio_pages::Limits::default())?;
+    let pages = folio_pages::open(&name, bytes, &folio_pages::Limits::default())?;
     let mut vectors = Vec::new();
+    let mut last_page = 0;
     for decoded in pages {
         match decoded {
-            Ok(decoded) if page.is_none_or(|wanted| wanted == decoded.number) => {
+            Ok(decoded) => {
+                last_page = last_page.max(decoded.number);
+                if page.is_some_and(|wanted| wanted != decoded.number) {
+                    continue;
+                }
                 let embedded = embedder
                     .embed_pages(&[&decoded.image])
                     .map_err(|error| anyhow::anyhow!("{name} page {}: {error}", decoded.number))?;
                 vectors.extend(embedded);
             }
-            Ok(_) => {}
-            Err(error) => eprintln!("warning: {error}"),
+            Err(error) => {
+                last_page = last_page.max(error.page.unwrap_or(0));
+                eprintln!("warning: {error}");
+            }
         }
     }
-    anyhow::ensure!(!vectors.is_empty(), "{name}: no page could be embedded to search with");
+    if let Some(wanted) = page
+        && wanted > last_page
+    {
+        let noun = if last_page == 1 { "page" } else { "pages" };
+        anyhow::bail!("{name} has {last_page} {noun}, so --page {wanted} does not exist; give a page from 1 to {last_page}");
+    }
+    anyhow::ensure!(!vectors.is_empty(), "{name}: no page could be decoded and embedded to search with (see the warnings above)");
     Ok(vectors)
 }
 
