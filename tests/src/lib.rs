@@ -220,3 +220,29 @@ pub fn corpus() -> Option<PathBuf> {
         None
     }
 }
+
+/// Deterministic pseudo-random unit vector of `dims` values (xorshift64), for synthetic shards.
+pub fn unit_vector(seed: u64, dims: usize) -> Vec<f32> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let values: Vec<f32> = (0..dims)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+        })
+        .collect();
+    normalised(values)
+}
+
+/// A unit vector close to `base` (cosine about 0.99 in 32 dimensions): `base` plus 0.15 times
+/// the unit vector of `seed`, normalised.
+pub fn near(base: &[f32], seed: u64) -> Vec<f32> {
+    let noise = unit_vector(seed, base.len());
+    normalised(base.iter().zip(&noise).map(|(a, b)| a + 0.15 * b).collect())
+}
+
+fn normalised(values: Vec<f32>) -> Vec<f32> {
+    let norm = values.iter().map(|value| value * value).sum::<f32>().sqrt();
+    values.into_iter().map(|value| value / norm).collect()
+}

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use folio_e2e::{S3Server, create_bucket};
+use folio_e2e::{S3Server, create_bucket, near};
 use folio_index::IndexOptions;
 use folio_pipeline::ingest::{self, EmbeddedObject};
 use folio_pipeline::search::SearchEngine;
@@ -19,27 +19,8 @@ const MODEL: &str = "synthetic-32 (untrained)";
 /// Small enough that the fixture's two-page documents fill several segments.
 const TARGET_SEGMENT_BYTES: u64 = 1500;
 
-/// Deterministic pseudo-random unit vector (xorshift64).
 fn unit_vector(seed: u64) -> Vec<f32> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let values: Vec<f32> = (0..DIMS)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-        })
-        .collect();
-    let norm = values.iter().map(|value| value * value).sum::<f32>().sqrt();
-    values.into_iter().map(|value| value / norm).collect()
-}
-
-/// Returns a unit vector close to `base`, at a cosine of about 0.99.
-fn near(base: &[f32], seed: u64) -> Vec<f32> {
-    let noise = unit_vector(seed);
-    let values: Vec<f32> = base.iter().zip(&noise).map(|(a, b)| a + 0.15 * b).collect();
-    let norm = values.iter().map(|value| value * value).sum::<f32>().sqrt();
-    values.into_iter().map(|value| value / norm).collect()
+    folio_e2e::unit_vector(seed, DIMS)
 }
 
 fn version(document: &str, sequencer: &str) -> DocumentVersion {

@@ -10,7 +10,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::duplicates::near_duplicate_groups;
 use crate::error::ClusterError;
-use crate::kmeans::{Assignment, assign, fit_centroids};
+use crate::kmeans::{assign, fit_centroids};
 use crate::linalg::ROW_BLOCK;
 use crate::params::{ClusterParams, KChoice};
 use crate::pca::{Pca, gather_rows};
@@ -21,7 +21,7 @@ use crate::summary::{
 };
 
 /// Mixed into the seed for the silhouette sample, so that it differs from the fit sample.
-const SILHOUETTE_SEED: u64 = 0x5111_4077;
+pub(crate) const SILHOUETTE_SEED: u64 = 0x5111_4077;
 
 /// Ids copied verbatim into the summary.
 #[derive(Clone, Debug, Default)]
@@ -66,25 +66,91 @@ pub fn summarise(
 
     // Fit on a seeded sample when the input is large; sorted rows keep the input order.
     let fit_rows = seeded_sample(page_count, params.sample_size_limit, params.seed);
-    let sampled = fit_rows.is_some();
     let fit_points: Array2<f32> = match &fit_rows {
         Some(rows) => gather_rows(vectors, rows),
         None => vectors.to_owned(),
     };
-    let pca = Pca::fit(fit_points.view(), params.variance_share)?;
-    let projected_fit = pca.project(fit_points.view());
+    let fitted = fit(fit_points.view(), params)?;
+    let sample_size = fit_points.nrows();
     drop(fit_points);
-
-    let (k, candidates, centroids) = choose_k(&projected_fit.view(), params)?;
-    drop(projected_fit);
 
     // Assign every page block by block, keeping only labels, distances and the first two
     // coordinates: the projection of 1M pages would not fit next to the input in memory.
-    let (assignment, coordinates) = project_and_assign(vectors, &pca, &centroids);
+    let assigned = project_and_assign(vectors, &fitted.pca, &fitted.centroids);
+
+    let silhouette_rows = seeded_sample(page_count, params.silhouette_sample_size, params.seed ^ SILHOUETTE_SEED)
+        .unwrap_or_else(|| (0..page_count).collect());
+    let silhouette_vectors = gather_rows(vectors, &silhouette_rows);
+    Ok(complete(
+        pages,
+        fitted,
+        assigned,
+        Silhouette { rows: silhouette_rows, vectors: silhouette_vectors },
+        NearDuplicateInput::Vectors(vectors),
+        sample_size,
+        params,
+        ids,
+    ))
+}
+
+/// PCA and centroids fitted on a sample, and the k they were fitted with.
+pub(crate) struct Fitted {
+    pub pca: Pca,
+    pub k: usize,
+    pub candidates: Vec<KCandidate>,
+    /// `k x pca_dims`, in k-means order (not yet ranked by size).
+    pub centroids: Array2<f32>,
+}
+
+/// Fits PCA on `points`, then k-means on their projection, with k given or chosen.
+pub(crate) fn fit(points: ArrayView2<'_, f32>, params: &ClusterParams) -> Result<Fitted, ClusterError> {
+    let pca = Pca::fit(points, params.variance_share)?;
+    let projected = pca.project(points);
+    let (k, candidates, centroids) = choose_k(&projected.view(), params)?;
+    Ok(Fitted { pca, k, candidates, centroids })
+}
+
+/// Nearest centroid, distance to it and map coordinates of each page, in page order.
+pub(crate) struct Assigned {
+    pub labels: Vec<u32>,
+    pub distances: Vec<f32>,
+    pub coordinates: Vec<[f32; 2]>,
+}
+
+/// Pages whose silhouette is computed: their rows in the page list, ascending, and their
+/// vectors before projection, one row each.
+pub(crate) struct Silhouette {
+    pub rows: Vec<usize>,
+    pub vectors: Array2<f32>,
+}
+
+/// Input of the near-duplicate search.
+pub(crate) enum NearDuplicateInput<'a> {
+    /// Every page's vector, one row per page.
+    Vectors(ArrayView2<'a, f32>),
+    /// The vectors were not kept; the reason goes into the summary.
+    Skipped(String),
+}
+
+/// Builds the summary once every page has a cluster: ranks clusters by size, computes
+/// silhouettes, medoids and near-duplicates.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn complete(
+    pages: &[PageRef],
+    fitted: Fitted,
+    assigned: Assigned,
+    silhouette_input: Silhouette,
+    near_duplicate_input: NearDuplicateInput<'_>,
+    sample_size: usize,
+    params: &ClusterParams,
+    ids: &SummaryIds,
+) -> ClusterRun {
+    let page_count = pages.len();
+    let Fitted { pca, k, candidates, centroids } = fitted;
 
     // Rank clusters by size (largest first, then by old label) so ids are stable and readable.
     let mut sizes = vec![0_usize; k];
-    for &label in &assignment.labels {
+    for &label in &assigned.labels {
         sizes[label as usize] += 1;
     }
     // k-means can leave a centroid without pages once every page is assigned. Such clusters
@@ -97,19 +163,19 @@ pub fn summarise(
     for (rank, &old) in order.iter().enumerate() {
         new_id[old] = rank as u32;
     }
-    let labels: Vec<u32> = assignment.labels.iter().map(|&label| new_id[label as usize]).collect();
+    let labels: Vec<u32> = assigned.labels.iter().map(|&label| new_id[label as usize]).collect();
     let centroids = centroids.select(Axis(0), &order);
 
-    let map_points = coordinates
+    let map_points = assigned
+        .coordinates
         .iter()
         .zip(&labels)
         .map(|(&[x, y], &cluster)| MapPoint { x, y, cluster })
         .collect();
 
     // Silhouette, cohesion and medoid candidates on a seeded sample of all pages.
-    let silhouette_rows = seeded_sample(page_count, params.silhouette_sample_size, params.seed ^ SILHOUETTE_SEED)
-        .unwrap_or_else(|| (0..page_count).collect());
-    let silhouette_points = pca.project(gather_rows(vectors, &silhouette_rows).view());
+    let silhouette_rows = silhouette_input.rows;
+    let silhouette_points = pca.project(silhouette_input.vectors.view());
     let silhouette_labels: Vec<u32> = silhouette_rows.iter().map(|&row| labels[row]).collect();
     let silhouette = silhouettes(silhouette_points.view(), &silhouette_labels, k);
 
@@ -125,7 +191,7 @@ pub fn summarise(
         }
     }
 
-    let mut clusters = build_clusters(pages, &labels, &assignment.distances, &centroids.view(), params);
+    let mut clusters = build_clusters(pages, &labels, &assigned.distances, &centroids.view(), params);
     for (cluster, info) in clusters.iter_mut().enumerate() {
         let (sum, count) = cohesion_sums[cluster];
         info.cohesion = (count > 0).then(|| (sum / count as f64) as f32);
@@ -134,23 +200,33 @@ pub fn summarise(
         }
     }
 
-    let near_duplicates = if page_count <= params.near_duplicate_max_pages {
-        let groups = near_duplicate_groups(vectors, &labels, k, params.near_duplicate_threshold);
-        NearDuplicates {
-            threshold: params.near_duplicate_threshold,
-            computed: true,
-            scope: "pairs within each cluster".into(),
-            groups: groups.into_iter().map(|group| group.into_iter().map(|row| pages[row].clone()).collect()).collect(),
+    let near_duplicates = match near_duplicate_input {
+        NearDuplicateInput::Vectors(vectors) if page_count <= params.near_duplicate_max_pages => {
+            let groups = near_duplicate_groups(vectors, &labels, k, params.near_duplicate_threshold);
+            NearDuplicates {
+                threshold: params.near_duplicate_threshold,
+                computed: true,
+                scope: "pairs within each cluster".into(),
+                groups: groups
+                    .into_iter()
+                    .map(|group| group.into_iter().map(|row| pages[row].clone()).collect())
+                    .collect(),
+            }
         }
-    } else {
         // NOTE: above the limit an approximate search (the usearch index) should find the
         // pairs; this crate does not do that yet.
-        NearDuplicates {
+        NearDuplicateInput::Vectors(_) => NearDuplicates {
             threshold: params.near_duplicate_threshold,
             computed: false,
             scope: format!("skipped: more than {} pages", params.near_duplicate_max_pages),
             groups: Vec::new(),
-        }
+        },
+        NearDuplicateInput::Skipped(reason) => NearDuplicates {
+            threshold: params.near_duplicate_threshold,
+            computed: false,
+            scope: format!("skipped: {reason}"),
+            groups: Vec::new(),
+        },
     };
 
     let document_count = pages.iter().map(|page| page.document.as_str()).collect::<BTreeSet<_>>().len();
@@ -164,7 +240,7 @@ pub fn summarise(
             k_candidates: candidates,
             variance_share: params.variance_share,
             variance_kept: pca.variance_kept,
-            input_dims: vectors.ncols(),
+            input_dims: pca.mean.len(),
             pca_dims: pca.kept_dims(),
             seed: params.seed,
             n_init: params.n_init,
@@ -173,8 +249,8 @@ pub fn summarise(
         },
         page_count,
         document_count,
-        sampled,
-        sample_size: fit_rows.as_ref().map_or(page_count, Vec::len),
+        sampled: sample_size < page_count,
+        sample_size,
         silhouette: SilhouetteReport {
             overall: silhouette.mean(),
             sampled: silhouette_rows.len() < page_count,
@@ -184,10 +260,10 @@ pub fn summarise(
         near_duplicates,
         drift: None,
     };
-    Ok(ClusterRun { summary, labels, map_points })
+    ClusterRun { summary, labels, map_points }
 }
 
-fn validate_input(pages: &[PageRef], vectors: &ArrayView2<'_, f32>) -> Result<(), ClusterError> {
+pub(crate) fn validate_input(pages: &[PageRef], vectors: &ArrayView2<'_, f32>) -> Result<(), ClusterError> {
     if pages.len() != vectors.nrows() {
         return Err(ClusterError::PageCountMismatch { pages: pages.len(), rows: vectors.nrows() });
     }
@@ -208,26 +284,26 @@ fn validate_input(pages: &[PageRef], vectors: &ArrayView2<'_, f32>) -> Result<()
     Ok(())
 }
 
-/// Projects `vectors` block by block and assigns each row to its nearest centroid. Returns
-/// the assignment and the first two PCA coordinates of each row (the second is 0 when the
-/// PCA kept one dimension).
-fn project_and_assign(
-    vectors: ArrayView2<'_, f32>,
-    pca: &Pca,
-    centroids: &Array2<f32>,
-) -> (Assignment, Vec<[f32; 2]>) {
+/// Projects `vectors` block by block and assigns each row to its nearest centroid, with the
+/// first two PCA coordinates of each row (the second is 0 when the PCA kept one dimension).
+pub(crate) fn project_and_assign(vectors: ArrayView2<'_, f32>, pca: &Pca, centroids: &Array2<f32>) -> Assigned {
     let rows = vectors.nrows();
-    let mut assignment = Assignment { labels: Vec::with_capacity(rows), distances: Vec::with_capacity(rows) };
-    let mut coordinates = Vec::with_capacity(rows);
+    let mut assigned = Assigned {
+        labels: Vec::with_capacity(rows),
+        distances: Vec::with_capacity(rows),
+        coordinates: Vec::with_capacity(rows),
+    };
     for start in (0..rows).step_by(ROW_BLOCK) {
         let end = (start + ROW_BLOCK).min(rows);
         let projected = pca.project(vectors.slice(s![start..end, ..]));
         let block = assign(projected.view(), centroids.view());
-        assignment.labels.extend(block.labels);
-        assignment.distances.extend(block.distances);
-        coordinates.extend(projected.rows().into_iter().map(|row| [row[0], if row.len() > 1 { row[1] } else { 0.0 }]));
+        assigned.labels.extend(block.labels);
+        assigned.distances.extend(block.distances);
+        assigned
+            .coordinates
+            .extend(projected.rows().into_iter().map(|row| [row[0], if row.len() > 1 { row[1] } else { 0.0 }]));
     }
-    (assignment, coordinates)
+    assigned
 }
 
 /// Returns sorted row indices of a seeded sample of `limit` rows, or `None` when all

@@ -15,6 +15,9 @@ pub enum ClusterError {
     #[error("vector row {row} ({document} page {page}) contains a non-finite value: drop or re-embed that page")]
     NonFiniteVector { row: usize, document: String, page: u32 },
 
+    #[error("{document} page {page} has a vector of {found} values, but earlier pages have {expected}: embed every page with one model")]
+    DimensionMismatch { document: String, page: u32, expected: usize, found: usize },
+
     #[error("page number 0 for {document}: page numbers are 1-based")]
     InvalidPageNumber { document: String },
 

@@ -5,8 +5,10 @@
 //! restarts), with k given or chosen by silhouette score. It returns a [`ClusterSummary`]
 //! that serialises to JSON, with the schema in `schema/cluster-summary.schema.json`. Above
 //! `sample_size_limit` pages, PCA and k-means are fitted on a seeded sample and every page
-//! is then assigned to its nearest centroid. The summary also lists near-duplicate groups and, through
-//! [`ClusterSummary::attach_drift`], the changes since a previous summary.
+//! is then assigned to its nearest centroid. [`PageSampler`] does the same in two passes over
+//! the pages without holding all their vectors, for collections larger than memory. The
+//! summary also lists near-duplicate groups and, through [`ClusterSummary::attach_drift`],
+//! the changes since a previous summary.
 //!
 //! [`contact_sheet`], [`map_png`] and [`report_html`] draw the pictures and the HTML page.
 //! This crate does no I/O: the caller stores the bytes it returns.
@@ -48,6 +50,7 @@ mod params;
 mod pca;
 mod report;
 mod silhouette;
+mod stream;
 mod summary;
 
 pub use cluster::{ClusterRun, MapPoint, SummaryIds, summarise};
@@ -57,6 +60,7 @@ pub use error::ClusterError;
 pub use map::{DotStyle, MapLayout, cluster_colour, dot_style, map_plot_origin, map_png, map_png_with, map_size};
 pub use params::{ClusterParams, KChoice};
 pub use report::{ReportPictures, report_html};
+pub use stream::{FittedSampler, PageSampler};
 pub use summary::{
     ClusterInfo, ClusterSummary, DocumentDistance, KCandidate, NearDuplicates, NearestCluster, PageRef,
     SCHEMA_VERSION, SilhouetteReport, SummaryParameters,

@@ -10,7 +10,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use folio_clusters::{ClusterParams, ClusterSummary, PageRef, ReportPictures, SheetLayout, SummaryIds};
+use folio_clusters::{
+    ClusterParams, ClusterSummary, FittedSampler, PageRef, PageSampler, ReportPictures, SheetLayout, SummaryIds,
+};
 use folio_shard::PageStatus;
 use folio_store::{PutMode, Store, StoreError};
 use image::GrayImage;
@@ -21,6 +23,9 @@ use crate::snapshot::{self, SnapshotError, read_json};
 
 /// Width of contact-sheet thumbnails decoded from the scans, in pixels.
 const THUMBNAIL_WIDTH: u32 = 200;
+
+/// Rows projected and assigned at once in the second read of a two-pass summary.
+const ASSIGN_BLOCK: usize = 4096;
 
 /// The pointer to the newest summary.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -67,33 +72,37 @@ pub async fn build_clusters(
     params: &ClusterParams,
     scans: &ScanSource,
 ) -> Result<(ClusterSummary, LatestClusters), ClustersError> {
-    let (pages, values, dims) = gather_vectors(store, layout, model_id).await?;
-    if pages.is_empty() {
-        return Err(ClustersError::NoPages {
-            model_id: model_id.to_owned(),
-        });
-    }
-
-    let snapshot_id = match snapshot::current_manifest(store, layout).await? {
-        Some(manifest) => manifest.snapshot_id,
+    let manifest = snapshot::current_manifest(store, layout).await?;
+    let snapshot_id = match &manifest {
+        Some(manifest) => manifest.snapshot_id.clone(),
         None => format!("live-{}", crate::ingest::unix_now()),
     };
     let previous = latest_summary(store, layout).await?;
-
     let ids = SummaryIds {
         model_id: model_id.to_owned(),
         snapshot_id: snapshot_id.clone(),
     };
-    let params_owned = params.clone();
-    let pages = Arc::new(pages);
-    let task_pages = pages.clone();
-    // PCA and k-means are CPU-bound; keep them off the async workers.
-    let run = tokio::task::spawn_blocking(move || {
-        let vectors = ndarray::ArrayView2::from_shape((task_pages.len(), dims), &values).expect("rows of equal length");
-        folio_clusters::summarise(&task_pages, vectors, &params_owned, &ids)
-    })
-    .await
-    .map_err(|error| ClustersError::Task(error.to_string()))??;
+
+    let gathered = gather_vectors(store, layout, manifest.as_ref(), model_id, params).await?;
+    let run = match gathered {
+        Gathered::InMemory { pages, values, dims } => {
+            if pages.is_empty() {
+                return Err(ClustersError::NoPages {
+                    model_id: model_id.to_owned(),
+                });
+            }
+            let params = params.clone();
+            let ids = ids.clone();
+            // PCA and k-means are CPU-bound; keep them off the async workers.
+            tokio::task::spawn_blocking(move || {
+                let vectors = ndarray::ArrayView2::from_shape((pages.len(), dims), &values).expect("rows of equal length");
+                folio_clusters::summarise(&pages, vectors, &params, &ids)
+            })
+            .await
+            .map_err(|error| ClustersError::Task(error.to_string()))??
+        }
+        Gathered::Sampled(sampler) => two_pass_summary(store, layout, manifest.as_ref(), model_id, sampler, &ids).await?,
+    };
     let mut summary = run.summary;
     if let Some(previous) = &previous {
         summary.attach_drift(previous);
@@ -133,35 +142,164 @@ pub async fn build_clusters(
     Ok((summary, latest))
 }
 
-/// Copies the live vectors of `model_id` into one row-major buffer, with one page reference
-/// per row, sorted by document key and page so that compaction does not change the order.
+/// The live vectors after the first read.
+enum Gathered {
+    /// At most `near_duplicate_max_pages` pages: every vector, one row-major buffer with one
+    /// page reference per row, sorted by document key and page so that compaction does not
+    /// change the order.
+    InMemory { pages: Vec<PageRef>, values: Vec<f32>, dims: usize },
+    /// More pages: page references and seeded samples of their vectors only. The pages are
+    /// assigned to clusters in a second read ([`two_pass_summary`]).
+    Sampled(PageSampler),
+}
+
+/// Reads the live vectors of `model_id` once. Every vector is kept while the page count stays
+/// within `near_duplicate_max_pages`, because the exact near-duplicate search needs them all.
+/// Above it only the samples are kept, so memory no longer grows with the vectors: 1 000 000
+/// pages of 2048 f32 would take 8 GB of a 10 GB function.
 ///
 /// Each shard is dropped after its rows are copied, so memory contains the buffer plus the few
 /// shards being read (or one segment). The buffer grows by reallocation, which glibc does with
 /// `mremap` for buffers this large, so growth does not copy the vectors.
-async fn gather_vectors(store: &Store, layout: &Layout, model_id: &str) -> Result<(Vec<PageRef>, Vec<f32>, usize), ClustersError> {
-    let manifest = snapshot::current_manifest(store, layout).await?;
-    let mut pages = Vec::new();
-    let mut values = Vec::new();
-    let mut dims = 0;
-    live::visit_current(store, layout, manifest.as_ref(), |shard| {
-        if shard.meta.model_id != model_id {
+async fn gather_vectors(
+    store: &Store,
+    layout: &Layout,
+    manifest: Option<&snapshot::Manifest>,
+    model_id: &str,
+    params: &ClusterParams,
+) -> Result<Gathered, ClustersError> {
+    let mut gathered = Gathered::InMemory { pages: Vec::new(), values: Vec::new(), dims: 0 };
+    let mut first_error = None;
+    live::visit_current(store, layout, manifest, |shard| {
+        if shard.meta.model_id != model_id || first_error.is_some() {
             return;
         }
-        dims = shard.meta.dims;
-        for row in shard.rows {
-            if row.status != PageStatus::Embedded {
-                continue;
-            }
-            if let Some(vector) = row.embedding.filter(|vector| vector.len() == dims) {
-                pages.push(PageRef::new(row.document, row.page));
-                values.extend_from_slice(&vector);
+        let shard_dims = shard.meta.dims;
+        for (page, vector) in embedded_rows(shard.rows, shard_dims) {
+            if let Err(error) = gather_row(&mut gathered, page, vector, params) {
+                first_error = Some(error);
+                return;
             }
         }
     })
     .await?;
-    sort_rows(&mut pages, &mut values, dims);
-    Ok((pages, values, dims))
+    if let Some(error) = first_error {
+        return Err(error.into());
+    }
+    if let Gathered::InMemory { pages, values, dims } = &mut gathered {
+        sort_rows(pages, values, *dims);
+    }
+    Ok(gathered)
+}
+
+/// Adds one page to what the first read keeps, switching to samples when the page count
+/// passes `near_duplicate_max_pages`.
+fn gather_row(
+    gathered: &mut Gathered,
+    page: PageRef,
+    vector: Vec<f32>,
+    params: &ClusterParams,
+) -> Result<(), folio_clusters::ClusterError> {
+    match gathered {
+        Gathered::InMemory { pages, values, dims } if pages.len() < params.near_duplicate_max_pages => {
+            if pages.is_empty() {
+                *dims = vector.len();
+            } else if vector.len() != *dims {
+                return Err(folio_clusters::ClusterError::DimensionMismatch {
+                    document: page.document,
+                    page: page.page,
+                    expected: *dims,
+                    found: vector.len(),
+                });
+            }
+            pages.push(page);
+            values.extend_from_slice(&vector);
+        }
+        Gathered::InMemory { pages, values, dims } => {
+            let mut sampler = PageSampler::new(params)?;
+            for (page, vector) in std::mem::take(pages).into_iter().zip(values.chunks_exact(*dims)) {
+                sampler.offer(page, vector)?;
+            }
+            sampler.offer(page, &vector)?;
+            *gathered = Gathered::Sampled(sampler);
+        }
+        Gathered::Sampled(sampler) => sampler.offer(page, &vector)?,
+    }
+    Ok(())
+}
+
+/// Returns the embedded pages of a shard whose vectors have `dims` values.
+fn embedded_rows(rows: Vec<folio_shard::PageRow>, dims: usize) -> impl Iterator<Item = (PageRef, Vec<f32>)> {
+    rows.into_iter().filter(|row| row.status == PageStatus::Embedded).filter_map(move |row| {
+        let vector = row.embedding.filter(|vector| vector.len() == dims)?;
+        Some((PageRef::new(row.document, row.page), vector))
+    })
+}
+
+/// Fits on the samples of the first read, then reads the live vectors again and assigns each
+/// page to its nearest centroid, a block of rows at a time.
+async fn two_pass_summary(
+    store: &Store,
+    layout: &Layout,
+    manifest: Option<&snapshot::Manifest>,
+    model_id: &str,
+    sampler: PageSampler,
+    ids: &SummaryIds,
+) -> Result<folio_clusters::ClusterRun, ClustersError> {
+    let page_count = sampler.page_count();
+    let mut fitted = tokio::task::spawn_blocking(move || sampler.fit())
+        .await
+        .map_err(|error| ClustersError::Task(error.to_string()))??;
+    tracing::info!(
+        pages = page_count,
+        sample = fitted.sample_size(),
+        k = fitted.k(),
+        "fitted clusters on a sample; reading the vectors again to assign every page"
+    );
+
+    let mut block_pages = Vec::with_capacity(ASSIGN_BLOCK);
+    let mut block_values = Vec::new();
+    let mut dims = 0;
+    let mut unknown = 0;
+    // NOTE: the assignment runs inside the read loop, so reading waits for it. At 1M pages of
+    // 2048 values the projection takes about a minute, small beside the time limit.
+    let flush = |fitted: &mut FittedSampler, pages: &mut Vec<PageRef>, values: &mut Vec<f32>, dims: usize| {
+        if pages.is_empty() {
+            return 0;
+        }
+        let vectors = ndarray::ArrayView2::from_shape((pages.len(), dims), values).expect("rows of equal length");
+        let unknown = fitted.assign(pages, vectors);
+        pages.clear();
+        values.clear();
+        unknown
+    };
+    live::visit_current(store, layout, manifest, |shard| {
+        if shard.meta.model_id != model_id {
+            return;
+        }
+        if shard.meta.dims != dims {
+            unknown += flush(&mut fitted, &mut block_pages, &mut block_values, dims);
+            dims = shard.meta.dims;
+        }
+        for (page, vector) in embedded_rows(shard.rows, dims) {
+            block_pages.push(page);
+            block_values.extend_from_slice(&vector);
+            if block_pages.len() == ASSIGN_BLOCK {
+                unknown += flush(&mut fitted, &mut block_pages, &mut block_values, dims);
+            }
+        }
+    })
+    .await?;
+    unknown += flush(&mut fitted, &mut block_pages, &mut block_values, dims);
+    if unknown > 0 {
+        tracing::info!(pages = unknown, "pages written between the two reads are left for the next summary");
+    }
+
+    let ids = ids.clone();
+    let (_, run) = tokio::task::spawn_blocking(move || fitted.finish(&ids))
+        .await
+        .map_err(|error| ClustersError::Task(error.to_string()))??;
+    Ok(run)
 }
 
 /// Sorts `pages` by document and page and moves the rows of `values` with them, in place,
