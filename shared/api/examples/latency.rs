@@ -19,9 +19,6 @@
 //! Run: `cargo build --workspace --examples`, then
 //! `target/debug/examples/latency [VECTORS] [--compacted]` (default 10000 vectors).
 
-// The future of `time_requests` nests the router, the search engine and the store deeply
-// enough to pass rustc's default query depth of 128 when its layout is computed.
-#![recursion_limit = "256"]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -107,7 +107,10 @@ impl ApiResponse {
 /// and every error becomes a JSON error response; server faults are also logged.
 pub async fn handle(state: &ApiState, request: ApiRequest) -> ApiResponse {
     let started = Instant::now();
-    let response = match routes::route(state, &request).await {
+    // Boxed so that callers' futures do not embed the route's: its layout nests the search
+    // engine and the store deeply enough to pass rustc's default query depth (128) in a
+    // caller's async fn.
+    let response = match Box::pin(routes::route(state, &request)).await {
         Ok(response) => response,
         Err(error) => error.into_response(),
     };
