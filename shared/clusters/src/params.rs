@@ -52,7 +52,9 @@ pub struct ClusterParams {
     // from its output.
     pub near_duplicate_threshold: f32,
     /// Near-duplicate search is skipped above this many pages, because the exact search
-    /// compares every pair inside each cluster. Default 100 000.
+    /// compares every pair inside each cluster. Default 100 000. Callers that read pages from
+    /// storage (`folio_pipeline::clusters`) also hold every vector in memory only up to this
+    /// count, and use [`crate::PageSampler`] above it.
     pub near_duplicate_max_pages: usize,
 }
 
