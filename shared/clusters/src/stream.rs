@@ -158,6 +158,11 @@ impl FittedSampler {
         self.sample_size
     }
 
+    /// Length of the vectors of the first pass, which [`FittedSampler::assign`] requires.
+    pub fn dims(&self) -> usize {
+        self.fitted.pca.mean.len()
+    }
+
     /// Assigns a block of pages (one vector row each) to their nearest centroids. Pages the
     /// first pass did not see are ignored, and their count is returned: they arrived between
     /// the passes and belong to the next summary.
