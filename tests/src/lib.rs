@@ -235,8 +235,8 @@ pub fn unit_vector(seed: u64, dims: usize) -> Vec<f32> {
     normalised(values)
 }
 
-/// A unit vector close to `base` (cosine about 0.99 in 32 dimensions): `base` plus 0.15 times
-/// the unit vector of `seed`, normalised.
+/// Returns a unit vector close to `base` (cosine about 0.99 in 32 dimensions): `base` plus
+/// 0.15 times the unit vector of `seed`, normalised.
 pub fn near(base: &[f32], seed: u64) -> Vec<f32> {
     let noise = unit_vector(seed, base.len());
     normalised(base.iter().zip(&noise).map(|(a, b)| a + 0.15 * b).collect())

@@ -196,13 +196,13 @@ impl FittedSampler {
 
         // Drop unassigned pages, keeping the sort order.
         let mut kept_pages = Vec::with_capacity(pages.len());
-        let mut kept = Assigned { labels: Vec::new(), distances: Vec::new(), coordinates: Vec::new() };
+        let mut remaining = Assigned { labels: Vec::new(), distances: Vec::new(), coordinates: Vec::new() };
         for (row, page) in pages.into_iter().enumerate() {
             if assigned.labels[row] != UNASSIGNED {
                 kept_pages.push(page);
-                kept.labels.push(assigned.labels[row]);
-                kept.distances.push(assigned.distances[row]);
-                kept.coordinates.push(assigned.coordinates[row]);
+                remaining.labels.push(assigned.labels[row]);
+                remaining.distances.push(assigned.distances[row]);
+                remaining.coordinates.push(assigned.coordinates[row]);
             }
         }
         if kept_pages.len() < 2 {
@@ -210,20 +210,20 @@ impl FittedSampler {
         }
 
         let mut silhouette_rows = Vec::with_capacity(silhouette_pages.len());
-        let mut silhouette_kept = Vec::with_capacity(silhouette_pages.len());
+        let mut silhouette_indices = Vec::with_capacity(silhouette_pages.len());
         for (index, page) in silhouette_pages.iter().enumerate() {
             if let Ok(row) = kept_pages.binary_search(page) {
                 silhouette_rows.push(row);
-                silhouette_kept.push(index);
+                silhouette_indices.push(index);
             }
         }
-        let silhouette_vectors = silhouette_vectors.select(ndarray::Axis(0), &silhouette_kept);
+        let silhouette_vectors = silhouette_vectors.select(ndarray::Axis(0), &silhouette_indices);
 
         let reason = "the vectors were read in two passes and not held in memory".to_owned();
         let run = complete(
             &kept_pages,
             fitted,
-            kept,
+            remaining,
             Silhouette { rows: silhouette_rows, vectors: silhouette_vectors },
             NearDuplicateInput::Skipped(reason),
             sample_size.min(kept_pages.len()),
