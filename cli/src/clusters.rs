@@ -7,7 +7,7 @@ use folio_pipeline::Layout;
 use folio_pipeline::clusters::ScanSource;
 use folio_store::Store;
 
-#[derive(Args, Default)]
+#[derive(Args)]
 pub struct ClusterArgs {
     /// Number of clusters; default: chosen by silhouette score between --min-k and --max-k.
     #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
@@ -31,6 +31,16 @@ pub struct ClusterArgs {
     /// Print the summary JSON instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+impl Default for ClusterArgs {
+    /// Returns the values `folio clusters` uses without options, read from the clap
+    /// attributes above so that `folio demo` cannot drift from them.
+    fn default() -> Self {
+        use clap::FromArgMatches;
+        let matches = ClusterArgs::augment_args(clap::Command::new("clusters")).get_matches_from(["clusters"]);
+        ClusterArgs::from_arg_matches(&matches).expect("the default arguments parse")
+    }
 }
 
 fn parse_threshold(text: &str) -> Result<f32, String> {
@@ -142,5 +152,21 @@ fn print_summary(summary: &ClusterSummary) {
     }
     if let Some(drift) = &summary.drift {
         println!("since the previous summary: {}", serde_json::to_string(drift).unwrap_or_default());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `folio demo` used derived defaults (0 for every number) and failed with "--min-k 0 is
+    /// invalid".
+    #[test]
+    fn demo_defaults_match_command_line() {
+        let args = ClusterArgs::default();
+        assert_eq!(args.min_k, 2);
+        assert_eq!(args.max_k, 12);
+        assert_eq!(args.n_init, 10);
+        assert_eq!(args.k, None);
     }
 }
